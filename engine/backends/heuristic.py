@@ -1,0 +1,117 @@
+"""The ``heuristic`` backend: no model, deterministic rules. The baseline for tests and benchmarks.
+
+Responds when the scene differs substantially from the last frame it *responded* to — so a slow
+fade gives one response (the drift accumulates against a fixed reference) and sensor noise none —
+and names what is new: the OCR headline of the new screen when rapidocr is installed, so consecutive
+replies differ and dedup does not swallow them. When the standing query asks to watch for a word or
+phrase ("tell me when SOLD OUT appears"), it responds the first second OCR finds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.backends.base import Backend, BackendConfig, BackendStats
+from engine.context import ChunkPrefix, Turn
+from engine.frames import change_score, changed_fraction, thumbnail
+from engine.perception import ocr
+
+
+@dataclass
+class HeuristicOptions:
+    change_threshold: float = 0.05  # fraction of 32×24 thumbnail cells changed vs the last responded frame
+    cooldown_s: float = 1.0  # at least this long between two change responses
+    ocr: bool = True
+    motion_eps: float = 0.004  # mean |Δ| between consecutive frames above which the scene is "still moving"
+
+
+_WATCH = re.compile(
+    r"(?:tell me|let me know|alert me|notify me|warn me|say)\s+(?:when|if|once|as soon as)\s+"
+    r"(?:the\s+(?:word|text|phrase)\s+)?[\"'“]?(?P<phrase>.+?)[\"'”]?\s+"
+    r"(?:appears|shows up|is shown|is displayed|comes up|is on screen|pops up)",
+    re.IGNORECASE,
+)
+
+
+def watched_phrase(query: str) -> str:
+    """The phrase a query asks to watch for, or ''. ("tell me when SOLD OUT appears" → "SOLD OUT")."""
+    m = _WATCH.search(query or "")
+    return m.group("phrase").strip(" .!\"'") if m else ""
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+
+
+class HeuristicBackend(Backend):
+    name = "heuristic"
+
+    def __init__(self, options: HeuristicOptions | None = None):
+        self.options = options or HeuristicOptions()
+        self._ref_thumb: np.ndarray | None = None  # thumbnail of the last frame we responded to
+        self._prev_thumb: np.ndarray | None = None
+        self._following = False  # after a response, the reference follows the scene until it settles
+        self._last_response_t = -1e9
+        self._found: set[str] = set()
+        self._pending = ""
+        self._turns = 0
+
+    def load(self, config: BackendConfig) -> None:
+        opts = config.options.get("heuristic")
+        if opts:
+            self.options = HeuristicOptions(**opts)
+
+    def start_chunk(self, prefix: ChunkPrefix) -> None:
+        self._turns = 0  # the heuristic keeps no context beyond its reference frame
+
+    def observe(self, turn: Turn) -> None:
+        self._turns += 1
+        self._pending = "</silence>"
+        if turn.pixels is None:
+            return
+        thumb = thumbnail(turn.pixels)
+        lines: list[ocr.TextLine] | None = None
+
+        def read() -> list[ocr.TextLine]:
+            nonlocal lines
+            if lines is None:
+                lines = ocr.read_lines(turn.pixels) if self.options.ocr else []
+            return lines
+
+        phrase = watched_phrase(turn.standing_query)
+        if phrase and _norm(phrase) not in self._found:
+            text = _norm(" ".join(ln.text for ln in read()))
+            if _norm(phrase) and _norm(phrase) in text:
+                self._found.add(_norm(phrase))
+                self._pending = f"</response> \"{phrase}\" is on screen now ({turn.t}s)."
+                self._ref_thumb, self._last_response_t = thumb, turn.t
+                return
+        moving = change_score(self._prev_thumb, thumb) > self.options.motion_eps
+        self._prev_thumb = thumb
+        if self._following:
+            # Still the same transition (a fade, a scroll): absorb it so it gives one response only.
+            if moving:
+                self._ref_thumb = thumb
+                return
+            self._following = False
+        changed = changed_fraction(self._ref_thumb, thumb)
+        if changed >= self.options.change_threshold and turn.t - self._last_response_t >= self.options.cooldown_s:
+            first = self._ref_thumb is None
+            self._ref_thumb, self._last_response_t = thumb, turn.t
+            self._following = True
+            head = ocr.headline(read()) if self.options.ocr else ""
+            what = f"“{head}”" if head else f"the scene changed ({changed:.0%} of the view)"
+            self._pending = f"</response> {'Now showing' if first else 'New screen'}: {what}"
+
+    def decide(self, max_tokens: int = 128) -> Iterator[str]:
+        yield self._pending
+
+    def commit(self, text: str) -> None:
+        self._pending = ""
+
+    def stats(self) -> BackendStats:
+        return BackendStats(tokens_context=self._turns, tokens_new=1)

@@ -1,0 +1,68 @@
+"""OCR through rapidocr (optional extra ``ocr``; its PP-OCR models ship inside the wheel).
+
+One engine per process, created lazily; ``available()`` tells whether rapidocr is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+_engine = None
+_lock = threading.Lock()
+
+
+def available() -> bool:
+    return importlib.util.find_spec("rapidocr") is not None
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+    height: float  # box height in pixels: big text first when choosing a headline
+    top: float
+
+
+def _get_engine():
+    global _engine
+    with _lock:
+        if _engine is None:
+            import logging
+
+            from rapidocr import RapidOCR
+
+            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            _engine = RapidOCR(params={"Global.log_level": "warning"})
+        return _engine
+
+
+def read_lines(rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
+    """Text lines in reading order (top to bottom). RGB uint8 [H, W, 3]."""
+    if not available():
+        return []
+    engine = _get_engine()
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    with _lock:  # the ONNX sessions are not documented as thread-safe
+        out = engine(bgr)
+    if out is None or out.txts is None:
+        return []
+    lines = []
+    for box, text, score in zip(out.boxes, out.txts, out.scores, strict=False):
+        if score < min_score or not text.strip():
+            continue
+        ys = [p[1] for p in box]
+        lines.append(TextLine(text.strip(), float(score), float(max(ys) - min(ys)), float(min(ys))))
+    lines.sort(key=lambda ln: ln.top)
+    return lines
+
+
+def headline(lines: list[TextLine]) -> str:
+    """The most prominent line: the tallest text, ties broken by position."""
+    if not lines:
+        return ""
+    best = max(lines, key=lambda ln: (round(ln.height / 4), -ln.top))
+    return best.text
