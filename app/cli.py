@@ -12,6 +12,9 @@ import os
 import signal
 import sys
 
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's decoder chatter is not our error line
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
 EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL = 0, 2, 3, 4
 COMMAND_MODULES = ("eval", "models", "kv", "sessions")
 

@@ -8,8 +8,7 @@ app: a plugin whose import fails is listed as unavailable with the reason, so th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
-from importlib import import_module
+from importlib import import_module, metadata
 
 GROUPS = ("presence.backend", "presence.capture", "presence.asr", "presence.tts", "presence.brain")
 

@@ -20,7 +20,7 @@ import numpy as np
 DEFAULT_MAX_PIXELS = 448 * 448  # ≈ 200k pixels: the per-tick cost lever (seed_systems §8.2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: comparing pixel arrays is meaningless
 class Frame:
     """One captured picture.
 
@@ -94,29 +94,35 @@ class SampledFrame:
 class FrameSampler:
     """Keeps only the latest frame; resizes to ``max_pixels`` and scores change when taken.
 
-    Thread-safe: ``push`` is called from a capture thread, ``take`` from the session.
-    Resizing happens in ``take`` so frames that are overwritten never cost a resize.
+    Thread-safe: ``push`` is called from a capture thread, ``take`` from the session. A frame
+    stamped at or after the tick's end (it raced the tick boundary) stays for the next tick, so
+    tick ``t`` only ever sees frames captured in [t, t+1). Resizing happens in ``take`` so frames
+    that are overwritten never cost a resize.
     """
 
     def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.max_pixels = max_pixels
         self._lock = threading.Lock()
-        self._pending: Frame | None = None
+        self._pending: list[Frame] = []  # at most a few frames, newest last
         self._last_thumb: np.ndarray | None = None
         self.dropped = 0  # frames overwritten before anyone took them
 
     def push(self, frame: Frame) -> None:
         with self._lock:
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = frame
+            self._pending.append(frame)
+            if len(self._pending) > 4:  # bounded: stale frames are dropped, never queued
+                self.dropped += len(self._pending) - 4
+                del self._pending[:-4]
 
-    def take(self) -> SampledFrame | None:
-        """The latest frame since the last take, or None if nothing new arrived."""
+    def take(self, before: float | None = None) -> SampledFrame | None:
+        """The latest frame (stamped before ``before``, if given) since the last take, or None."""
         with self._lock:
-            frame, self._pending = self._pending, None
-        if frame is None:
-            return None
+            ready = [f for f in self._pending if before is None or f.t < before]
+            if not ready:
+                return None
+            frame = ready[-1]
+            self.dropped += len(ready) - 1
+            self._pending = self._pending[len(ready):] if before is None else [f for f in self._pending if f.t >= before]
         pixels = fit_to_max_pixels(frame.pixels, self.max_pixels)
         thumb = thumbnail(pixels)
         score = change_score(self._last_thumb, thumb)

@@ -174,6 +174,7 @@ class Session:
         frames = self.source.frames()
         ahead: Frame | None = None
         exhausted = False
+        failure: SourceError | None = None  # reported after the last decoded second is logged
         t = 0
         while not self._limit_reached(t):
             got_frame = False
@@ -184,9 +185,8 @@ class Session:
                     except StopIteration:
                         exhausted = True
                         break
-                    except SourceError as exc:  # every decoded second is already logged
-                        exhausted = True
-                        self._fail("source", str(exc))
+                    except SourceError as exc:
+                        exhausted, failure = True, exc
                         break
                 if ahead.t < t + 1:
                     self._accept(ahead)
@@ -196,9 +196,11 @@ class Session:
             if exhausted and not got_frame and ahead is None:
                 break
             self.clock.sleep_until(t)
-            self._tick(t, self.sampler.take())
+            self._tick(t, self.sampler.take(before=t + 1))
             t += 1
         self.source.close()
+        if failure is not None:
+            self._fail("source", str(failure))
 
     def _run_realtime(self) -> None:
         self.source.open()
@@ -233,7 +235,7 @@ class Session:
                     break
                 if capture_done.is_set() and last_frame_t[0] < t:
                     break
-                sampled = self.sampler.take()
+                sampled = self.sampler.take(before=t + 1)
                 if in_flight is not None and not in_flight.done():
                     self._skip(t, "busy")
                 else:

