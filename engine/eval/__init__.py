@@ -1,0 +1,1 @@
+"""Interaction-quality evaluation: procedural scenarios, streaming metrics, and the suite runner."""
