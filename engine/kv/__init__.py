@@ -1,0 +1,87 @@
+"""KV caches for the torch backend: full, KIVI-quantized, StreamingLLM sink, and TailorKV hybrid.
+
+``make_cache(kind, model_config, device, options)`` is the one entry point. For ``tailor`` and
+``sink`` the model must run with ``attn_implementation="presence_kv"`` (``ATTN_IMPLEMENTATION``;
+registered on import); ``full`` and ``quantized`` work with any attention implementation.
+
+Options (all optional): ``plan`` (a LayerPlan, a dict or a JSON path), ``model_path`` (looks for the
+plan beside the model), ``bits`` (2; KIVI bits, 16 = unquantized), ``group`` (64), ``residual`` (128),
+``top_k`` (128), ``sinks`` (8), ``window`` (120 tailor / 248 sink), ``channels`` (8),
+``sketch_bits`` (4; 16 = exact sketch), ``backend`` (quantized: "kivi" | "quanto").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.kv.attention import ATTN_IMPLEMENTATION, register
+from engine.kv.cache import PresenceCache, kv_bytes
+from engine.kv.kivi import KiviLayer
+from engine.kv.plan import LayerPlan, plan_path_for
+from engine.kv.sink import SinkLayer
+from engine.kv.sparse import SparseLayer
+
+KINDS = ("full", "tailor", "quantized", "sink")
+register()
+
+__all__ = ["ATTN_IMPLEMENTATION", "KINDS", "KiviLayer", "LayerPlan", "PresenceCache", "SinkLayer", "SparseLayer",
+           "kv_bytes", "make_cache", "needs_presence_attention", "plan_path_for", "register"]
+
+
+def needs_presence_attention(kind: str) -> bool:
+    return kind in ("tailor", "sink")
+
+
+def _resolve_plan(options: dict, num_layers: int) -> LayerPlan:
+    plan = options.get("plan")
+    if isinstance(plan, LayerPlan):
+        pass
+    elif isinstance(plan, dict):
+        plan = LayerPlan(num_layers=num_layers, quantized_layers=list(plan.get("quantized_layers", [0])))
+    elif plan:
+        plan = LayerPlan.load(plan)
+    elif options.get("model_path") and plan_path_for(options["model_path"]).is_file():
+        plan = LayerPlan.load(plan_path_for(options["model_path"]))
+    else:
+        plan = LayerPlan.default(num_layers)
+    if plan.num_layers != num_layers:
+        raise ValueError(f"KV layer plan has {plan.num_layers} layers, the model {num_layers}")
+    return plan
+
+
+def make_cache(kind: str, model_config, device, options: dict | None = None):
+    """A transformers ``Cache`` of the given kind for a model with ``model_config`` running on ``device``."""
+    from transformers import DynamicCache, QuantizedCache
+
+    o = dict(options or {})
+    text = model_config.get_text_config(decoder=True) if hasattr(model_config, "get_text_config") else model_config
+    n_layers = int(text.num_hidden_layers)
+    bits, group, residual = int(o.get("bits", 2)), int(o.get("group", 64)), int(o.get("residual", 128))
+    if kind == "full":
+        return DynamicCache(config=model_config)
+    if kind == "quantized":
+        if o.get("backend", "kivi") == "quanto":
+            return QuantizedCache("quanto", model_config, nbits=bits, q_group_size=group, residual_length=residual)
+        return PresenceCache([KiviLayer(bits, group, residual) for _ in range(n_layers)], kind)
+    if kind == "sink":
+        return PresenceCache([SinkLayer(int(o.get("sinks", 8)), int(o.get("window", 248)))
+                              for _ in range(n_layers)], kind)
+    if kind == "tailor":
+        plan = _resolve_plan(o, n_layers)
+        q = set(plan.quantized_layers)
+        offload = "cpu" if str(device).startswith("cuda") else o.get("offload_device")
+
+        def sparse():
+            return SparseLayer(top_k=int(o.get("top_k", 128)), sinks=int(o.get("sinks", 8)),
+                               window=int(o.get("window", 120)), channels=int(o.get("channels", 8)),
+                               sketch_bits=int(o.get("sketch_bits", 4)), group=group, offload_device=offload)
+        layers = [KiviLayer(bits, group, residual) if i in q else sparse() for i in range(n_layers)]
+        cache = PresenceCache(layers, kind)
+        cache.plan = plan
+        return cache
+    raise ValueError(f"unknown kv_cache kind {kind!r} (expected one of {', '.join(KINDS)})")
+
+
+def find_plan(model: str | Path) -> Path | None:
+    p = plan_path_for(model)
+    return p if p.is_file() else None

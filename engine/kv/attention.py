@@ -1,0 +1,54 @@
+"""The attention function and mask function registered with transformers as ``presence_kv``.
+
+Why a custom function: sparse and sink layers choose their context with the query, which only the
+attention function sees. ``update`` returns the new tokens tagged with their layer; this function
+hands the query to ``layer.attend``. Untagged tensors (full or KIVI layers, a plain DynamicCache)
+get ordinary causal SDPA, bottom-right aligned so a multi-token chunk after a cached prefix is right.
+
+The mask function returns ``None`` (causality is applied from absolute positions inside ``attend``);
+padded batches are refused with one clear error instead of being silently mis-masked.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.kv.base import TAG
+
+ATTN_IMPLEMENTATION = "presence_kv"
+
+
+def presence_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                       **kwargs):
+    """query [B, Hq, q, D]; key/value [B, Hkv, T, D] → ([B, q, Hq, D], None)."""
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    layer = getattr(key, TAG, None)
+    if layer is not None:
+        return layer.attend(query, scaling), None
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    q, t = query.shape[-2], key.shape[-2]
+    if attention_mask is None and q > 1 and getattr(module, "is_causal", True):
+        # bottom-right causal: query i sits at absolute position t - q + i
+        attention_mask = (torch.arange(t, device=query.device)[None, :]
+                          <= torch.arange(t - q, t, device=query.device)[:, None])[None, None]
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                  **kwargs)
+
+
+def presence_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0, mask_function=None,
+                  attention_mask=None, **kwargs):
+    if attention_mask is not None and not bool(torch.as_tensor(attention_mask).all()):
+        raise ValueError("the presence KV cache does not support padded batches (batch 1, no padding)")
+    return None
+
+
+def register() -> str:
+    """Register both functions (idempotent); returns the name to pass as ``attn_implementation``."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(ATTN_IMPLEMENTATION, presence_attention)
+    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, presence_mask)
+    return ATTN_IMPLEMENTATION

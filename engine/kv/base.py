@@ -1,0 +1,96 @@
+"""Shared pieces of the Presence cache layers: the tiny interface and segment attention.
+
+Every layer follows the same small contract (in the style of mlx-lm's ``models/cache.py``)::
+
+    keys, values = layer.update(k_new, v_new)   # append; returns what attention needs
+    layer.crop(-n)                              # rollback the last n tokens (HF sign convention)
+    layer.reset()                               # chunk reset: empty, positions restart at 0
+    layer.get_seq_length()                      # absolute tokens seen (drives RoPE positions)
+    layer.nbytes() -> (fast, offload)           # bytes really held, per tier
+
+Layers whose attention needs the query (sparse, sink) return the *new* tokens tagged with
+``_presence_kv_layer``; the registered attention function (``attention.py``) then calls
+``layer.attend(query, ...)``. Position policy: keys are stored after RoPE at their true absolute
+positions and are never re-indexed; ``get_seq_length`` counts every token appended since the last
+reset, so the model's default positions continue exactly as with ``DynamicCache``. Positions are bounded
+by resetting the cache at each chunk boundary (DESIGN §4), not by shifting.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import CacheLayerMixin
+
+TAG = "_presence_kv_layer"
+
+
+def nbytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def tag(keys: torch.Tensor, values: torch.Tensor, layer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mark the tensors ``update`` returns so the attention function routes them to ``layer.attend``."""
+    setattr(keys, TAG, layer)
+    return keys, values
+
+
+class PresenceLayer(CacheLayerMixin):
+    """Common bookkeeping: ``n`` tokens seen; mask sizes always describe the logical full context."""
+
+    is_sliding = False
+    is_croppable = True
+    supports_early_init = False
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        self.device = None
+        self.dtype = None
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        self.device, self.dtype = key_states.device, key_states.dtype
+        self.batch, self.heads, _, self.head_dim = key_states.shape
+        self.is_initialized = True
+
+    def get_seq_length(self) -> int:
+        return self.n
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        # One mask is built per forward for all layers; ours report the logical context so they agree.
+        return self.n + query_length, 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def nbytes(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_crop(tokens_to_remove: int) -> int:
+        if tokens_to_remove > 0:
+            raise ValueError("crop takes a negative count (tokens to remove), as transformers' DynamicLayer")
+        return -tokens_to_remove
+
+
+def attend_segments(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, key_pos: torch.Tensor,
+                    q_start: int, scaling: float) -> torch.Tensor:
+    """Exact softmax attention of ``query`` over an arbitrary set of cached tokens.
+
+    query [B, Hq, q, D]; keys/values [B, Hkv, T, D]; key_pos [T] or [B, Hkv, T] absolute positions;
+    the query at row i sits at position ``q_start + i`` and sees keys with position <= its own.
+    Returns [B, q, Hq, D] (the layout transformers' attention functions return).
+    """
+    b, hq, q, _ = query.shape
+    rep = hq // keys.shape[1]
+    if rep > 1:
+        keys = keys.repeat_interleave(rep, dim=1)
+        values = values.repeat_interleave(rep, dim=1)
+        if key_pos.dim() == 3:
+            key_pos = key_pos.repeat_interleave(rep, dim=1)
+    qpos = torch.arange(q_start, q_start + q, device=query.device)
+    mask = key_pos.to(query.device).unsqueeze(-2) <= qpos.unsqueeze(-1)  # [..., q, T]
+    if mask.dim() == 2:
+        mask = mask[None, None]
+    out = torch.nn.functional.scaled_dot_product_attention(query, keys.to(query.dtype), values.to(query.dtype),
+                                                           attn_mask=mask, scale=scaling)
+    return out.transpose(1, 2).contiguous()

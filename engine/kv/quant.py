@@ -1,0 +1,100 @@
+"""Asymmetric min-max group quantization with real bit packing (KIVI-style).
+
+One group of ``g`` consecutive values along the last axis shares a scale and a zero (both fp16, as in
+KIVI); codes are packed ``8 // bits`` per byte along the same axis::
+
+    x [..., N]  ──quantize──▶  codes uint8 [..., N*bits/8]   scale fp16 [..., N/g]   zero fp16 [..., N/g]
+
+Keys are quantized *per channel* (groups run along tokens), so callers pass ``k.transpose(-1, -2)``;
+values are quantized *per token* (groups run along head_dim). Error bound per element: ``scale / 2``
+plus the fp16 rounding of scale and zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SUPPORTED_BITS = (1, 2, 4, 8)
+
+
+@dataclass
+class QTensor:
+    """Packed codes plus per-group scale/zero; ``n`` values along the last axis before packing."""
+
+    codes: torch.Tensor  # uint8 [..., n * bits / 8]
+    scale: torch.Tensor  # fp16 [..., n / group]
+    zero: torch.Tensor  # fp16 [..., n / group]
+    bits: int
+    group: int
+
+    @property
+    def n(self) -> int:
+        return self.codes.shape[-1] * 8 // self.bits
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.codes, self.scale, self.zero))
+
+    def cat(self, other: QTensor) -> QTensor:
+        """Append ``other`` along the last (quantized) axis; both hold whole groups."""
+        return QTensor(torch.cat([self.codes, other.codes], -1), torch.cat([self.scale, other.scale], -1),
+                       torch.cat([self.zero, other.zero], -1), self.bits, self.group)
+
+    def head(self, n: int) -> QTensor:
+        """The first ``n`` values (``n`` a multiple of the group size)."""
+        return QTensor(self.codes[..., : n * self.bits // 8], self.scale[..., : n // self.group],
+                       self.zero[..., : n // self.group], self.bits, self.group)
+
+    def tail(self, start: int) -> QTensor:
+        return QTensor(self.codes[..., start * self.bits // 8:], self.scale[..., start // self.group:],
+                       self.zero[..., start // self.group:], self.bits, self.group)
+
+    def rows(self, dim: int, index: torch.Tensor) -> QTensor:
+        """Gather along a leading dim (e.g. the channel rows a query cares about)."""
+        def g(t):
+            shape = list(index.shape) + [t.shape[-1]]
+            return torch.gather(t, dim, index.unsqueeze(-1).expand(shape))
+        return QTensor(g(self.codes), g(self.scale), g(self.zero), self.bits, self.group)
+
+
+def pack(q: torch.Tensor, bits: int) -> torch.Tensor:
+    """uint8 codes [..., N] (each < 2**bits) → packed uint8 [..., N*bits/8]."""
+    per = 8 // bits
+    q = q.reshape(*q.shape[:-1], q.shape[-1] // per, per)
+    shifts = torch.arange(0, 8, bits, device=q.device, dtype=torch.uint8)  # [per]
+    return (q << shifts).sum(-1, dtype=torch.uint8)
+
+
+def unpack(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    shifts = torch.arange(0, 8, bits, device=codes.device, dtype=torch.uint8)
+    q = (codes.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)  # [..., P, per]
+    return q.reshape(*codes.shape[:-1], -1)
+
+
+def quantize(x: torch.Tensor, bits: int, group: int) -> QTensor:
+    """Quantize along the last axis in groups of ``group``; its length must be a multiple of it."""
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+    n = x.shape[-1]
+    if n % group or group % (8 // bits):
+        raise ValueError(f"length {n} must be a multiple of group {group} (and group of {8 // bits})")
+    xg = x.float().reshape(*x.shape[:-1], n // group, group)  # [..., G, g]
+    mn = xg.amin(-1, keepdim=True).half()
+    mx = xg.amax(-1, keepdim=True)
+    scale = ((mx - mn.float()) / (2**bits - 1)).clamp_min(1e-6).half()
+    q = ((xg - mn.float()) / scale.float()).round_().clamp_(0, 2**bits - 1).to(torch.uint8)
+    return QTensor(pack(q.reshape(x.shape), bits), scale.squeeze(-1), mn.squeeze(-1), bits, group)
+
+
+def dequantize(qt: QTensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    q = unpack(qt.codes, qt.bits).float()
+    q = q.reshape(*q.shape[:-1], -1, qt.group)  # [..., G, g]
+    x = q * qt.scale.float().unsqueeze(-1) + qt.zero.float().unsqueeze(-1)
+    return x.reshape(*x.shape[:-2], -1).to(dtype)
+
+
+def bytes_per_token(heads: int, head_dim: int, bits: int, group: int) -> float:
+    """Analytic bytes per token for one of K or V: codes + fp16 scale and zero per group."""
+    return heads * head_dim * (bits / 8 + 4 / group)

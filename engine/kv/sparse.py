@@ -1,0 +1,184 @@
+"""TailorKV sparse layer: full K/V in an offload store, a small fast tier, top-k retrieval per step.
+
+Layout of one layer (S sinks, W recent window, G sketch group; positions are absolute)::
+
+    tokens   0 ..... S ........................................ e ............ n_prev ...... n
+             ├ sinks ┤├──────────── middle (sketched) ─────────┤├─ recent window ─┤├ new chunk ┤
+    fast:    fp K/V   sketch: low-bit K, channel-major            fp K/V  (W <= len < W + G)
+                      codes [B, H, D, M*b/8], scale/zero [B, H, D, M/G], max|K| [B, H, D]
+    offload: store K/V [B, H, cap, D] for every token (pinned host memory when the model is on CUDA,
+             plain host tensors on a CPU-only machine), token-major so a top-k fetch is a row gather.
+
+Per attention call (a decode token, or a chunk of frame tokens) with the real query q:
+  1. q̄ = mean of q over the GQA group (and over the chunk's tokens for a multi-token chunk);
+  2. channels = top-``channels`` of |q̄|·max|K| per kv head;
+  3. scores over the middle = q̄[channels] · dequant(sketch rows[channels]);
+  4. fetch the ``top_k`` best rows of K/V from the store and attend over
+     sinks + fetched + recent window + new chunk (causal inside the chunk).
+When ``top_k`` covers the whole middle, nothing is scored and attention is exact.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.kv.base import PresenceLayer, attend_segments, nbytes, tag
+from engine.kv.quant import QTensor, dequantize, quantize
+
+
+class SparseLayer(PresenceLayer):
+    def __init__(self, top_k: int = 128, sinks: int = 8, window: int = 120, channels: int = 8,
+                 sketch_bits: int = 4, group: int = 64, offload_device: str | None = None):
+        super().__init__()
+        self.top_k, self.sinks, self.window, self.channels = top_k, sinks, window, channels
+        self.sketch_bits, self.group = sketch_bits, group
+        self.offload_device = offload_device
+        self._clear()
+
+    def _clear(self):
+        self.n = 0
+        self.store_k = self.store_v = None  # [B, H, cap, D] offload tier
+        self.sink_k = self.sink_v = None  # [B, H, <=S, D]
+        self.win_k = self.win_v = None  # [B, H, n - e, D]
+        self.sketch: QTensor | torch.Tensor | None = None  # keys^T over the middle: [B, H, D, M]
+        self.maxabs = None  # [B, H, D]
+        self.e = self.sinks  # end of the sketched middle
+        self._pending = None  # (n_prev, q) between update and attend
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def lazy_initialization(self, key_states, value_states) -> None:
+        super().lazy_initialization(key_states, value_states)
+        if self.offload_device is None:
+            self.offload_device = "cpu"
+        self.pinned = self.device.type == "cuda" and torch.cuda.is_available()
+        empty = key_states[:, :, :0]
+        self.sink_k = self.sink_v = self.win_k = self.win_v = empty
+        self.maxabs = torch.zeros(self.batch, self.heads, self.head_dim, device=self.device, dtype=torch.float32)
+
+    def _store_append(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        q = k.shape[-2]
+        cap = 0 if self.store_k is None else self.store_k.shape[-2]
+        if self.n + q > cap:  # grow by 1.5x so appends stay amortized O(1)
+            new_cap = max(self.n + q, int(cap * 1.5), 256)
+            shape = (self.batch, self.heads, new_cap, self.head_dim)
+            sk = torch.empty(shape, dtype=self.dtype, device=self.offload_device, pin_memory=self.pinned)
+            sv = torch.empty(shape, dtype=self.dtype, device=self.offload_device, pin_memory=self.pinned)
+            if self.n:
+                sk[:, :, : self.n].copy_(self.store_k[:, :, : self.n])
+                sv[:, :, : self.n].copy_(self.store_v[:, :, : self.n])
+            self.store_k, self.store_v = sk, sv
+        # blocking copy: the host-side row gather of a later step reads these rows directly
+        self.store_k[:, :, self.n: self.n + q].copy_(k)
+        self.store_v[:, :, self.n: self.n + q].copy_(v)
+
+    def _sketch_flush(self) -> None:
+        """Move whole groups that left the recent window from the window into the sketch."""
+        over = (self.n - self.window) - self.e
+        if over < self.group or self.win_k.shape[-2] < self.group:
+            return
+        m = min(over // self.group * self.group, self.win_k.shape[-2] // self.group * self.group)
+        kt = self.win_k[:, :, :m].transpose(-1, -2).contiguous()  # [B, H, D, m]
+        self.maxabs = torch.maximum(self.maxabs, kt.abs().amax(-1).float())
+        part = kt if self.sketch_bits >= 16 else quantize(kt, self.sketch_bits, self.group)
+        if self.sketch is None:
+            self.sketch = part
+        else:
+            self.sketch = torch.cat([self.sketch, part], -1) if self.sketch_bits >= 16 else self.sketch.cat(part)
+        self.win_k, self.win_v = self.win_k[:, :, m:], self.win_v[:, :, m:]
+        self.e += m
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        if self._pending is not None:
+            raise RuntimeError("the tailor/sink KV cache needs attn_implementation='presence_kv' "
+                               "(engine.kv.ATTN_IMPLEMENTATION); the model attended without it")
+        self._sketch_flush()
+        q = key_states.shape[-2]
+        self._store_append(key_states, value_states)
+        n_prev = self.n
+        to_sink = max(0, min(q, self.sinks - n_prev))
+        if to_sink:
+            self.sink_k = torch.cat([self.sink_k, key_states[:, :, :to_sink]], -2)
+            self.sink_v = torch.cat([self.sink_v, value_states[:, :, :to_sink]], -2)
+        self.win_k = torch.cat([self.win_k, key_states[:, :, to_sink:]], -2)
+        self.win_v = torch.cat([self.win_v, value_states[:, :, to_sink:]], -2)
+        self.n += q
+        self._pending = (n_prev, q)
+        return tag(key_states, value_states, self)
+
+    def crop(self, tokens_to_remove: int) -> None:
+        t = min(self._check_crop(tokens_to_remove), self.n)
+        if t == 0 or not self.is_initialized:
+            return
+        self.n -= t
+        self._pending = None
+        self.sink_k, self.sink_v = self.sink_k[:, :, : self.n], self.sink_v[:, :, : self.n]
+        limit = max(self.sinks, self.n - self.window)
+        if self.e > limit:  # drop sketch groups that now fall inside the recent window
+            keep = max(0, (limit - self.sinks) // self.group * self.group)
+            if keep == 0:
+                self.sketch = None
+            else:
+                self.sketch = self.sketch[..., :keep] if self.sketch_bits >= 16 else self.sketch.head(keep)
+            self.e = self.sinks + keep
+            mid = self.store_k[:, :, self.sinks: self.e]
+            self.maxabs = (mid.to(self.device).abs().amax(-2).float() if keep else torch.zeros_like(self.maxabs))
+        # the window is re-read from the store: exact copies of what was appended
+        lo = max(self.e, min(self.n, self.sinks))
+        self.win_k = self.store_k[:, :, lo: self.n].to(self.device)
+        self.win_v = self.store_v[:, :, lo: self.n].to(self.device)
+
+    def reset(self) -> None:
+        self._clear()
+        self.is_initialized = False
+
+    def nbytes(self) -> tuple[int, int]:
+        sk = self.sketch.nbytes if isinstance(self.sketch, QTensor) else nbytes(self.sketch)
+        fast = sk + nbytes(self.sink_k, self.sink_v, self.win_k, self.win_v, self.maxabs)
+        return fast, nbytes(self.store_k, self.store_v)
+
+    # -- retrieval -----------------------------------------------------------------------------
+    def select(self, query: torch.Tensor) -> torch.Tensor | None:
+        """Absolute positions [B, H, k] of the middle tokens to fetch for ``query`` [B, Hq, q, D]."""
+        m = self.e - self.sinks
+        if m <= 0:
+            return None
+        if self.top_k >= m:
+            return torch.arange(self.sinks, self.e, device=self.device).expand(self.batch, self.heads, m)
+        b, hq, q, d = query.shape
+        qbar = query.float().reshape(b, self.heads, hq // self.heads, q, d).mean((2, 3))  # [B, H, D]
+        c = min(self.channels, d)
+        ch = (qbar.abs() * self.maxabs).topk(c, dim=-1).indices  # [B, H, c]
+        if isinstance(self.sketch, QTensor):
+            rows = dequantize(self.sketch.rows(2, ch))  # [B, H, c, M]
+        else:
+            rows = torch.gather(self.sketch.float(), 2, ch.unsqueeze(-1).expand(b, self.heads, c, m))
+        scores = torch.einsum("bhc,bhcm->bhm", torch.gather(qbar, 2, ch), rows)
+        return scores.topk(self.top_k, dim=-1).indices + self.sinks
+
+    def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather rows idx [B, H, k] of K and V from the offload store onto the fast device."""
+        src = idx.to(self.store_k.device)
+        gi = src.unsqueeze(-1).expand(*src.shape, self.head_dim)
+        k = torch.gather(self.store_k[:, :, : self.n], 2, gi)
+        v = torch.gather(self.store_v[:, :, : self.n], 2, gi)
+        return k.to(self.device, non_blocking=True), v.to(self.device, non_blocking=True)
+
+    def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
+        n_prev, q = self._pending
+        self._pending = None
+        lo = self.n - self.win_k.shape[-2]
+        pos = [torch.arange(0, self.sink_k.shape[-2], device=self.device),
+               torch.arange(lo, self.n, device=self.device)]
+        idx = self.select(query)
+        if idx is None:
+            keys = torch.cat([self.sink_k, self.win_k], -2)
+            values = torch.cat([self.sink_v, self.win_v], -2)
+            return attend_segments(query, keys, values, torch.cat(pos), n_prev, scaling)
+        fk, fv = self.fetch(idx)
+        keys = torch.cat([self.sink_k, fk, self.win_k], -2)
+        values = torch.cat([self.sink_v, fv, self.win_v], -2)
+        shape = (self.batch, self.heads, -1)
+        key_pos = torch.cat([pos[0].expand(shape), idx, pos[1].expand(shape)], -1)
+        return attend_segments(query, keys, values, key_pos, n_prev, scaling)
