@@ -69,7 +69,7 @@ class VideoFileSource(FrameSource):
             ok, bgr = cap.retrieve()
             if not ok or bgr is None:
                 raise SourceError(f"video decoding failed at {t:.1f}s: {self.path}")
-            next_t = t + step
+            next_t = (int(t / step + 1e-9) + 1) * step if step else t  # a fixed grid: no drift
             yield Frame(pixels=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t=t, source=self.label, index=i - 1)
         if self.frame_count and i < self.frame_count - max(2, int(self.fps)):
             raise SourceError(f"video ended early at {i / self.fps:.1f}s of {self.duration_s:.1f}s "
