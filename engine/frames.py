@@ -51,7 +51,10 @@ def fit_to_max_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
         return pixels
     scale = math.sqrt(max_pixels / float(h * w))
     nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
-    return cv2.resize(pixels, (nw, nh), interpolation=cv2.INTER_AREA)
+    # INTER_AREA avoids aliasing on strong downscales but costs ~2.5 ms at mild, non-integer ratios
+    # (640×360 → 597×336); bilinear is indistinguishable there and 5× cheaper.
+    interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(pixels, (nw, nh), interpolation=interp)
 
 
 _THUMB = (32, 24)  # tiny grey thumbnail for the change score: cheap and robust to noise
@@ -60,6 +63,10 @@ _THUMB = (32, 24)  # tiny grey thumbnail for the change score: cheap and robust 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
     """A 32×24 grey float thumbnail in [0, 1], the basis of every change score."""
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
+    h, w = grey.shape[:2]
+    if w > 8 * _THUMB[0]:  # integer-ratio pre-shrink keeps INTER_AREA on its fast path
+        fx = w // (4 * _THUMB[0])
+        grey = cv2.resize(grey, (w // fx, h // fx), interpolation=cv2.INTER_AREA)
     return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
