@@ -109,9 +109,8 @@ def test_truncated_file_logs_every_decoded_second_then_exit_3(slides_clip, tmp_p
     data = slides_clip.read_bytes()
     cut.write_bytes(data[: len(data) // 2])  # mp4v with the index at the end: may not open at all
     cut_avi = tmp_path / "cut.avi"
-    from make_demo_clip import SLIDES, render_slide
-
     import cv2
+    from make_demo_clip import SLIDES, render_slide
 
     w = cv2.VideoWriter(str(cut_avi), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 360))
     for i in range(100):  # 20 s of MJPG in AVI: frames are independent, so a cut file decodes partway
