@@ -1,0 +1,314 @@
+"""One live llama.cpp sequence with images: evaluate new text and frames at the current position,
+roll back to a position, clear, and read the next-token logits.
+
+Below llama-cpp-python's chat handlers on purpose: every handler call clears the KV cache and
+re-evaluates the whole conversation (tailorkv.md §4.4). Here text goes through our own
+``llama_batch`` and images through libmtmd's ``mtmd_helper_eval_chunk_single``, both on sequence 0
+at ``n_past``. Two counters, because M-RoPE images advance the position less than they fill cells:
+``n_past`` (the next position, from the helper's ``new_n_past``) and ``n_cells`` (KV cells in use,
+what ``n_ctx`` bounds). ``history`` records exactly what the cache holds, so a fresh context can
+replay it (the incremental-vs-fresh logits test).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.backends.base import BackendError, ModelLoadError
+
+# ggml type ids (llama_cpp.GGML_TYPE_*) and bytes per value, for the KV cache.
+KV_TYPES: dict[str, tuple[int, float]] = {
+    "f32": (0, 4.0), "f16": (1, 2.0), "q4_0": (2, 18 / 32), "q4_1": (3, 20 / 32),
+    "q5_0": (6, 22 / 32), "q5_1": (7, 24 / 32), "q8_0": (8, 34 / 32),
+}
+
+
+@dataclass
+class Piece:
+    """What one evaluation put in the cache: text tokens, or one image (its RGB pixels [h, w, 3])."""
+
+    kind: str  # "text" | "image"
+    tokens: list[int] | None = None
+    pixels: np.ndarray | None = None
+
+
+def find_mmproj(model: str) -> str:
+    """An mmproj GGUF beside ``model`` (the one sharing the longest name prefix), or ''."""
+    p = Path(model)
+    if not p.parent.is_dir():
+        return ""
+    cands = [c for c in p.parent.glob("*.gguf") if "mmproj" in c.name.lower() and c != p]
+    if not cands:
+        return ""
+
+    def shared(c: Path) -> int:
+        return len(os.path.commonprefix([c.name.lower(), p.name.lower()]))
+
+    return str(max(cands, key=lambda c: (shared(c), -len(c.name))))
+
+
+class LiveSequence:
+    """A loaded GGUF (+ optional mmproj) and its one live sequence."""
+
+    def __init__(self, model: str, mmproj: str = "", n_ctx: int = 8192, kv_type: str = "q8_0",
+                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
+                 flash_attn: bool | None = None, seed: int = 0):
+        import llama_cpp
+
+        self._lc = llama_cpp
+        if not model or not Path(model).is_file():
+            raise ModelLoadError(f"GGUF model not found: {model or '(none given)'}")
+        if kv_type not in KV_TYPES:
+            raise ModelLoadError(f"unknown KV cache type {kv_type!r}; choose one of {', '.join(KV_TYPES)}")
+        ggml_type, self._kv_bytes_per_value = KV_TYPES[kv_type]
+        quantized_v = kv_type not in ("f16", "f32")
+        # llama.cpp refuses a quantized V cache without flash attention (V is stored transposed otherwise).
+        fa = quantized_v if flash_attn is None else (flash_attn or quantized_v)
+        self.gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if self.gpu else 0
+        self.n_batch = n_batch
+        self.kv_type, self.note = kv_type, ""
+
+        def make(gtype: int, fa_on: bool):
+            return llama_cpp.Llama(
+                model_path=model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_gpu_layers=n_gpu_layers,
+                n_threads=n_threads, n_threads_batch=n_threads, type_k=gtype, type_v=gtype,
+                flash_attn=fa_on, seed=seed, verbose=False,
+            )
+
+        try:
+            self.llama = make(ggml_type, fa)
+        except Exception as exc:  # llama.cpp reports failures as ValueError with no detail
+            if not quantized_v:
+                raise ModelLoadError(f"llama.cpp could not load {model} (n_ctx={n_ctx}): {exc}") from exc
+            # A head size not divisible by the quant block (32) cannot hold a quantized KV: use f16.
+            try:
+                self.llama = make(KV_TYPES["f16"][0], bool(flash_attn))
+            except Exception as exc2:
+                raise ModelLoadError(f"llama.cpp could not load {model} (n_ctx={n_ctx}): {exc2}") from exc2
+            fa = bool(flash_attn)
+            self.kv_type, self._kv_bytes_per_value = "f16", KV_TYPES["f16"][1]
+            self.note = f"KV cache {kv_type} is not possible for this model (head size vs block of 32); using f16"
+        self.ctx = self.llama._ctx.ctx
+        self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx = int(self.llama.n_ctx())
+        self._mem = llama_cpp.llama_get_memory(self.ctx)
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.n_past = 0
+        self.n_cells = 0
+        self.history: list[Piece] = []
+        self.mtmd = None
+        self.mmproj = mmproj
+        self.marker = ""
+        if mmproj:
+            self._init_mtmd(mmproj, fa, n_threads)
+        self._kv_row_values = self._kv_values_per_cell()
+
+    # --- setup ----------------------------------------------------------------------------------
+    def _init_mtmd(self, mmproj: str, fa: bool, n_threads: int | None) -> None:
+        import llama_cpp.mtmd_cpp as mtmd
+
+        if not Path(mmproj).is_file():
+            raise ModelLoadError(f"mmproj file not found: {mmproj}")
+        # libmtmd logs every image at INFO on stderr; route it through llama-cpp-python's logger,
+        # which prints only errors unless verbose.
+        from llama_cpp._logger import llama_log_callback
+
+        mtmd.mtmd_log_set(llama_log_callback, ctypes.c_void_p(0))
+        mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = self.gpu
+        params.print_timings = False
+        params.n_threads = n_threads or self.llama.n_threads
+        params.flash_attn_type = (self._lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if fa
+                                  else self._lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        ctx = mtmd.mtmd_init_from_file(mmproj.encode(), self.llama.model, params)
+        if not ctx:
+            raise ModelLoadError(
+                f"this llama.cpp build (llama-cpp-python {self._lc.__version__}) cannot load the projector "
+                f"{Path(mmproj).name} for {Path(self.llama.model_path).name}; the architecture may need a newer "
+                "llama-cpp-python")
+        if not mtmd.mtmd_support_vision(ctx):
+            mtmd.mtmd_free(ctx)
+            raise ModelLoadError(f"{Path(mmproj).name} is not a vision projector")
+        self._mtmd_mod = mtmd
+        self.mtmd = ctx
+        self.marker = mtmd.mtmd_default_marker().decode()
+
+    def _kv_values_per_cell(self) -> int:
+        lc, m = self._lc, self.llama.model
+        n_layer = lc.llama_model_n_layer(m)
+        n_head, n_head_kv, n_embd = lc.llama_model_n_head(m), lc.llama_model_n_head_kv(m), lc.llama_model_n_embd(m)
+        md = self.llama.metadata
+        arch = md.get("general.architecture", "")
+        k_len = int(md.get(f"{arch}.attention.key_length", n_embd // max(n_head, 1)))
+        v_len = int(md.get(f"{arch}.attention.value_length", k_len))
+        return n_layer * n_head_kv * (k_len + v_len)
+
+    def kv_bytes(self) -> int:
+        return int(self.n_cells * self._kv_row_values * self._kv_bytes_per_value)
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
+        return self.llama._model.tokenize(text.encode("utf-8"), add_bos, True) if text else []
+
+    def piece(self, token: int) -> bytes:
+        """The token's bytes (special tokens as their text, so ``</silence>`` reads as itself)."""
+        buf = ctypes.create_string_buffer(64)
+        n = self._lc.llama_token_to_piece(self.vocab, token, buf, 64, 0, True)
+        if n < 0:  # longer than the buffer: ask again with the size llama.cpp reported
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, True)
+        return buf.raw[:max(n, 0)]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self._lc.llama_vocab_is_eog(self.vocab, token))
+
+    def has_token(self, text: str) -> bool:
+        return len(self.tokenize(text)) == 1
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def plan(self, text: str, pixels: np.ndarray | None, add_bos: bool = False) -> list[Piece]:
+        """Tokenize ``text`` (with ``self.marker`` where the image goes) into pieces; evaluates nothing."""
+        if pixels is None or self.mtmd is None:
+            return [Piece("text", self.tokenize(text.replace(self.marker, "") if self.marker else text, add_bos))]
+        pieces: list[Piece] = []
+        for kind, tokens, _ in self._mtmd_chunks(text, pixels, add_bos):
+            pieces.append(Piece("text", tokens) if kind == "text" else Piece("image", pixels=pixels))
+        return pieces
+
+    def cells_needed(self, pieces: list[Piece]) -> int:
+        n = 0
+        for p in pieces:
+            n += len(p.tokens or []) if p.kind == "text" else self.image_tokens(p.pixels)
+        return n
+
+    def image_tokens(self, pixels: np.ndarray) -> int:
+        key = pixels.shape[:2]
+        cache = self.__dict__.setdefault("_img_tok_cache", {})
+        if key not in cache:
+            cache[key] = sum(n for kind, _, n in self._mtmd_chunks(self.marker, pixels, False) if kind == "image")
+        return cache[key]
+
+    def eval(self, pieces: list[Piece]) -> None:
+        """Evaluate ``pieces`` at the current position; logits are those after the last text token."""
+        for p in pieces:
+            if p.kind == "text":
+                self._decode_tokens(p.tokens or [])
+            else:
+                self._eval_image(p.pixels)
+            self.history.append(p)
+
+    def _decode_tokens(self, tokens: list[int]) -> None:
+        b = self._batch
+        for start in range(0, len(tokens), self.n_batch):
+            part = tokens[start:start + self.n_batch]
+            b.n_tokens = len(part)
+            for i, tok in enumerate(part):
+                b.token[i] = tok
+                b.pos[i] = self.n_past + i
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = 0
+                b.logits[i] = False
+            b.logits[len(part) - 1] = True  # only the last row's logits are ever read
+            rc = self._lc.llama_decode(self.ctx, b)
+            if rc != 0:
+                raise BackendError(f"llama_decode failed (code {rc}) at position {self.n_past}")
+            self.n_past += len(part)
+            self.n_cells += len(part)
+
+    def _mtmd_chunks(self, text: str, pixels: np.ndarray, add_bos: bool):
+        """Yield (kind, tokens, n_tokens) for ``text`` with one image; frees everything it makes."""
+        yield from self._with_chunks(text, pixels, add_bos)
+
+    def _with_chunks(self, text: str, pixels: np.ndarray, add_bos: bool, on_image=None) -> list[tuple]:
+        """Tokenize ``text`` + one image with libmtmd; ``on_image(chunk, n_tokens)`` runs while the
+        image chunk is alive (that is where it gets evaluated). Returns (kind, tokens, n_tokens)."""
+        mt = self._mtmd_mod
+        rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)  # [h, w, 3]
+        bitmap = mt.mtmd_bitmap_init(rgb.shape[1], rgb.shape[0], rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+        if not bitmap:
+            raise BackendError("could not make an image bitmap for the multimodal helper")
+        chunks = mt.mtmd_input_chunks_init()
+        try:
+            inp = mt.mtmd_input_text()
+            raw = text.encode("utf-8")
+            inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), add_bos, True
+            arr = (mt.mtmd_bitmap_p_ctypes * 1)(bitmap)
+            rc = mt.mtmd_tokenize(self.mtmd, chunks, ctypes.byref(inp), arr, 1)
+            if rc != 0:
+                raise BackendError(f"the multimodal helper could not tokenize the frame (code {rc})")
+            out = []
+            for i in range(mt.mtmd_input_chunks_size(chunks)):
+                chunk = mt.mtmd_input_chunks_get(chunks, i)
+                ctype = mt.mtmd_input_chunk_get_type(chunk)
+                if ctype == mt.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                    n = ctypes.c_size_t()
+                    ptr = mt.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+                    out.append(("text", [ptr[j] for j in range(n.value)], n.value))
+                else:
+                    n_tok = mt.mtmd_input_chunk_get_n_tokens(chunk)
+                    if on_image is not None:
+                        on_image(chunk, n_tok)
+                    out.append(("image", None, n_tok))
+            return out
+        finally:
+            mt.mtmd_input_chunks_free(chunks)
+            mt.mtmd_bitmap_free(bitmap)
+
+    def _eval_image(self, pixels: np.ndarray) -> None:
+        if self.mtmd is None:
+            raise BackendError("this model has no mmproj, so it cannot look at frames")
+        mt = self._mtmd_mod
+
+        def run(chunk, n_tok: int) -> None:
+            new_n_past = self._lc.llama_pos(0)
+            rc = mt.mtmd_helper_eval_chunk_single(self.mtmd, self.ctx, chunk, self.n_past, 0, self.n_batch,
+                                                  False, ctypes.byref(new_n_past))
+            if rc != 0:
+                raise BackendError(f"the multimodal helper failed to evaluate the frame (code {rc})")
+            self.n_past = int(new_n_past.value)  # M-RoPE: never compute it, take the helper's
+            self.n_cells += n_tok
+
+        # The marker alone: the surrounding vision start/end tokens come back as text chunks, which
+        # ``plan`` already put into the neighbouring text pieces, so only the image chunk runs here.
+        self._with_chunks(self.marker, pixels, False, on_image=run)
+
+    def logits(self) -> np.ndarray:
+        """The next-token logits [n_vocab] after the last evaluated text token (a copy)."""
+        ptr = self._lc.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    def decode_one(self, token: int) -> None:
+        """Append one sampled token (not recorded in ``history``: ``rollback`` removes it)."""
+        self._decode_tokens([token])
+
+    # --- memory ops -----------------------------------------------------------------------------
+    def rollback(self, n_past: int, n_cells: int, n_history: int) -> None:
+        """Drop everything at positions ≥ ``n_past`` from sequence 0."""
+        if n_past < self.n_past:
+            if not self._lc.llama_memory_seq_rm(self._mem, 0, n_past, -1):
+                raise BackendError(f"llama.cpp could not roll the sequence back to position {n_past}")
+        self.n_past, self.n_cells = n_past, n_cells
+        del self.history[n_history:]
+
+    def clear(self) -> None:
+        self._lc.llama_memory_clear(self._mem, True)
+        self.n_past = self.n_cells = 0
+        self.history.clear()
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lc.llama_batch_free(self._batch)
+            self._batch = None
+        if self.mtmd is not None:
+            self._mtmd_mod.mtmd_free(self.mtmd)
+            self.mtmd = None
+        self.llama.close()

