@@ -8,28 +8,39 @@ the same vocabulary. Screen content is untrusted: every prompt says so.
 
 from __future__ import annotations
 
+# Verbatim from the released adapter (services/webinfer/live_adapter.py): a model trained on the
+# protocol saw exactly these strings, so they must not be paraphrased.
+_NATIVE_HEAD = (
+    "You are a real-time video streaming assistant observing a continuous camera feed frame by frame. "
+    "The last frame represents the current moment.\n"
+    "## Action Format\n"
+)
+_NATIVE_SILENCE_SPEAK = (
+    "**Stay silent** — output ONLY:\n"
+    "</silence>\n"
+    "Choose this when nothing noteworthy has changed in the scene, no user query is pending, or there is "
+    "nothing useful to say.\n"
+    "**Speak** — output the token followed by a concise reply:\n"
+    "</response> Your reply here.\n"
+    "Choose this when you observe something worth reporting or a significant state change, or when you can "
+    "answer a user question based on available evidence.\n"
+)
+
 NATIVE_WITH_DELEGATION = (
-    "You are a real-time video stream assistant. You are watching a live video feed frame by frame; "
-    "the last frame you see is the present moment. At every step you must output exactly one of the "
-    "following:\n"
-    "1. </silence> — when nothing noteworthy has changed, no user query is pending, or there is nothing "
-    "useful to say.\n"
-    "2. </response> <a concise reply> — when something noteworthy happens or a user question can be "
-    "answered now.\n"
-    "3. </response> <a brief note that you are delegating> </delegation> <the question> — when a question "
-    "is too hard or error-prone to answer reliably yourself.\n"
-    "Output nothing else."
+    _NATIVE_HEAD
+    + "At every inference step you MUST choose exactly one of the following three actions:\n"
+    + _NATIVE_SILENCE_SPEAK
+    + "\n**Delegate** — when a question is too hard or error-prone to answer reliably yourself, speak a brief "
+    "note that you're delegating, then hand the question to the background solver:\n"
+    "</response> Brief note that you're delegating. </delegation> <the question>"
 )
 
 NATIVE_NO_DELEGATION = (
-    "You are a real-time video stream assistant. You are watching a live video feed frame by frame; "
-    "the last frame you see is the present moment. At every step you must output exactly one of the "
-    "following:\n"
-    "1. </silence> — when nothing noteworthy has changed, no user query is pending, or there is nothing "
-    "useful to say.\n"
-    "2. </response> <a concise reply> — when something noteworthy happens or a user question can be "
-    "answered now.\n"
-    "Never output </delegation>. Output nothing else."
+    _NATIVE_HEAD
+    + "At every inference step you MUST choose exactly one of the following two actions:\n"
+    + _NATIVE_SILENCE_SPEAK
+    + "\n## Important\n"
+    "There is NO delegation action. NEVER output </delegation> or hand off questions to any background solver."
 )
 
 PROMPT_MODE = (

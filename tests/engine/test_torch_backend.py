@@ -1,0 +1,231 @@
+"""The torch backend on tiny random Qwen2.5-VL and Qwen3-VL checkpoints (real transformers, offline).
+
+The key test: after incremental ticks on the live cache (images of different sizes, a query
+mid-way, a rollback by commit) the next-token logits equal those of ONE full forward over the same
+token sequence, where transformers computes the multimodal positions itself (the naive path).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from engine.backends.base import BackendConfig, BackendError, ModelLoadError  # noqa: E402
+from engine.backends.torch_vlm import TorchBackend  # noqa: E402
+from engine.context import ChunkPrefix, Turn  # noqa: E402
+from engine.prompts import system_prompt  # noqa: E402
+from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl  # noqa: E402
+
+BUILDERS = {"qwen25vl": build_tiny_qwen25vl, "qwen3vl": build_tiny_qwen3vl}
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tiny-vlm")
+    return {name: build(base / name) for name, build in BUILDERS.items()}
+
+
+def _backend(path, **kw) -> TorchBackend:
+    options = kw.pop("options", {})
+    kw.setdefault("seed", 0)
+    cfg = BackendConfig(model=str(path), device="cpu", dtype="float32", options={"record_images": True, **options},
+                        **kw)
+    b = TorchBackend()
+    b.load(cfg)
+    return b
+
+
+def _frame(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def _prefix(text: str = "") -> ChunkPrefix:
+    return ChunkPrefix(system=system_prompt("native", True), text=text)
+
+
+def _full_forward_logits(b: TorchBackend):
+    """The naive path: one forward over the whole token sequence, positions computed by transformers."""
+    ids = torch.tensor([b.context_ids()], dtype=torch.long)  # [1, T]
+    kw = dict(input_ids=ids, mm_token_type_ids=(ids == b.image_token_id).int())
+    if b.images:
+        kw["pixel_values"] = torch.cat([pv for pv, _ in b.images])
+        kw["image_grid_thw"] = torch.cat([g for _, g in b.images])
+    with torch.inference_mode():
+        out = b.model(**kw)
+    return out.logits[0, -1].float()
+
+
+# Frames of different sizes (different image-token grids, non-square included), a query at tick 3.
+TICKS = [(0, (64, 64), None), (1, (96, 64), None), (2, (64, 128), None), (3, (128, 96), "what changed?"),
+         (4, (64, 64), None), (5, None, None), (6, (100, 70), None)]
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_incremental_ticks_match_one_full_forward(tiny_dirs, name):
+    b = _backend(tiny_dirs[name], greedy=False, temperature=1.0)
+    b.start_chunk(_prefix("[Video History]\nA slide deck."))
+    worst = 0.0
+    for t, size, query in TICKS:
+        pixels = _frame(*size, seed=t) if size else None
+        b.observe(Turn(t=t, pixels=pixels, query=query))
+        # after every observe the incremental logits equal the naive path's
+        worst = max(worst, float((b.next_logits() - _full_forward_logits(b)).abs().max()))
+        raw = "".join(b.decide(max_tokens=6))
+        # tick 2 rolls back: the committed text differs from what was generated, so commit crops
+        b.commit("</response> the slide changed" if t == 2 else ("</silence>" if t % 2 else raw or "</silence>"))
+    b.observe(Turn(t=7, pixels=_frame(64, 96, seed=7)))
+    worst = max(worst, float((b.next_logits() - _full_forward_logits(b)).abs().max()))
+    assert len(b.images) == 7
+    print(f"{name}: incremental vs full forward max |Δ| = {worst:.2e}")
+    assert worst <= 1e-4, f"incremental vs full forward: max |Δ| = {worst:.2e}"
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_plain_forward_on_cache_would_drift(tiny_dirs, name):
+    """Why the backend computes positions itself: transformers' own incremental path is off (or refuses)."""
+    b = _backend(tiny_dirs[name])
+    b.start_chunk(_prefix())
+    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    b.commit("</silence>")
+    before = len(b.ids)
+    text = "<|im_start|>user\n<1.0 seconds><|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n"
+    enc = b.processor(text=[text], images=[_frame(96, 64, 1)], return_tensors="pt")
+    ids = torch.tensor([b.pending + enc["input_ids"][0].tolist()])
+    b.images.append((enc["pixel_values"], enc["image_grid_thw"]))
+    b.pending = []
+    kw = dict(input_ids=ids, pixel_values=enc["pixel_values"], image_grid_thw=enc["image_grid_thw"],
+              cache=b.cache, use_cache=True)
+    if name == "qwen3vl":  # refuses outright without mm_token_type_ids
+        with pytest.raises(Exception, match="mm_token_type_ids|NoneType|iterator"):
+            with torch.inference_mode():
+                b.model(**kw)
+        return
+    with torch.inference_mode():  # no position_ids: the model infers them itself
+        out = b.model(**kw)
+    b.ids.extend(ids[0].tolist())
+    assert len(b.ids) > before
+    drift = float((out.logits[0, -1].float() - _full_forward_logits(b)).abs().max())
+    print(f"{name}: plain forward on the cache drifts by max |Δ| = {drift:.2e}")
+    assert drift > 1e-4
+
+
+def test_commit_rolls_back_to_exact_normalised_text(tiny_dirs):
+    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
+    b.start_chunk(_prefix())
+    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    n0 = len(b.context_ids())
+    list(b.decide(max_tokens=8))
+    b.commit("</response> hello there")
+    want = b._encode("</response> hello there") + b._encode("<|im_end|>\n")
+    assert b.context_ids()[n0:] == want
+    assert b.cache.get_seq_length() == len(b.ids)
+    assert len(b.rope.next_at) == len(b.ids) + 1  # positions rolled back with the cache
+
+
+def test_max_tokens_cuts_the_decision(tiny_dirs):
+    b = _backend(tiny_dirs["qwen3vl"], temperature=5.0, top_k=0, top_p=1.0)  # very noisy sampling
+    b.start_chunk(_prefix())
+    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    n0 = len(b.ids)
+    list(b.decide(max_tokens=3))
+    assert len(b.ids) - n0 <= 2  # the last sampled token is never fed
+    b.commit("</silence>")
+    b.observe(Turn(t=1, pixels=_frame(64, 64, 1)))
+    list(b.decide(max_tokens=0))  # zero tokens: nothing generated, nothing fed
+    b.commit("</silence>")
+
+
+def test_decision_stops_at_end_of_line(tiny_dirs):
+    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
+    b.start_chunk(_prefix())
+    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    nl = b._encode("\n")[0]
+    b._logits = torch.full_like(b._logits, -1e9)
+    first = b._encode("hi")[0]
+    b._logits[first] = 0.0  # a first token, then force a newline
+    orig = b._forward
+
+    def forced(ids, pixel_values=None, grid=None):
+        orig(ids, pixel_values, grid)
+        b._logits = torch.full_like(b._logits, -1e9)
+        b._logits[nl] = 0.0
+
+    b._forward = forced
+    text = "".join(b.decide(max_tokens=50))
+    assert text == b.tokenizer.decode([first])
+    assert b._fed == [first]  # the first token was fed, the newline never was
+
+
+def test_garbage_output_is_normalised_never_a_crash(tiny_dirs):
+    from engine.protocol import normalize
+
+    b = _backend(tiny_dirs["qwen3vl"], temperature=3.0, top_k=0, top_p=1.0, seed=3)
+    b.start_chunk(_prefix())
+    for t in range(3):
+        b.observe(Turn(t=t, pixels=_frame(64, 64, t)))
+        raw = "".join(b.decide(max_tokens=12))
+        d = normalize(raw, "")
+        assert d.action in ("silence", "response", "delegate")
+        b.commit(d.canonical())
+        assert b.context_ids()[-len(b._close_ids):] == b._close_ids
+
+
+def test_chunk_rebuild_resets_the_cache(tiny_dirs):
+    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
+    b.start_chunk(_prefix())
+    first = list(b.ids)
+    for t in range(3):
+        b.observe(Turn(t=t, pixels=_frame(64, 64, t)))
+        list(b.decide(4))
+        b.commit("</silence>")
+    assert len(b.context_ids()) > len(first)
+    b.start_chunk(_prefix("[Video History]\nsummary"))
+    assert b.cache.get_seq_length() == len(b.ids) and b.pending == []
+    assert b.ids[: len(first) - 2] == first[: len(first) - 2]  # same system prompt, new memory prefix
+    s = b.stats()
+    assert s.tokens_context == len(b.ids) and s.kv_bytes_fast > 0
+
+
+def test_silence_bias_moves_the_silence_marker(tiny_dirs):
+    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
+    common, tok = b._silence_bias_at
+    b.start_chunk(_prefix())
+    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    b._logits = torch.zeros_like(b._logits)
+    for i in common:  # after the shared prefix, the fork token decides
+        b._logits[i] = 5.0
+    b.cfg.silence_bias = 50.0
+    orig = b._forward
+
+    def flat(ids, pixel_values=None, grid=None):
+        orig(ids, pixel_values, grid)
+        b._logits = torch.zeros_like(b._logits)
+        for i in b.eos_ids:
+            b._logits[i] = -1e9
+
+    b._forward = flat
+    text = "".join(b.decide(max_tokens=len(common) + 1))
+    assert b.tokenizer.decode(common + [tok]) in text or text.startswith("</s")
+
+
+def test_stats_and_errors(tiny_dirs, monkeypatch):
+    b = TorchBackend()
+    with pytest.raises(BackendError):
+        b.observe(Turn(t=0))
+    with pytest.raises(ModelLoadError):
+        b.load(BackendConfig(model="/nonexistent/model-dir", device="cpu"))
+    with pytest.raises(ModelLoadError, match="CUDA"):
+        b.load(BackendConfig(model=str(tiny_dirs["qwen25vl"]), device="cpu", quantization="4bit"))
+    from engine.backends.torch_vlm import make_cache
+
+    b = _backend(tiny_dirs["qwen25vl"])
+    with pytest.raises(BackendError, match="nonsense-kind"):
+        make_cache("nonsense-kind", b.model.config, "cpu")
+    monkeypatch.setitem(sys.modules, "engine.kv", None)  # a build without engine.kv
+    with pytest.raises(BackendError, match="not available in this build"):
+        make_cache("tailor", b.model.config, "cpu")
