@@ -35,14 +35,14 @@ run: $(STAMP)
 	$(VENV)/bin/presence run --source assets/demo/lecture_slides.mp4 $(ARGS)
 
 test: install-test
-	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks training
+	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
 	$(VENV)/bin/lint-imports
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
 	  PRESENCE_TEST_ASSETS=$${PRESENCE_TEST_ASSETS:-$$( [ -d $(ASSETS) ] && echo $(ASSETS) )} \
 	  $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks training
+	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
 	$(VENV)/bin/lint-imports
 
 clean:
