@@ -113,6 +113,8 @@ class WhisperASR:
     # --- the stream ------------------------------------------------------------------------------
     def start(self, listener: Listener) -> None:
         self._listener = listener
+        self._stop.clear()
+        self.cutter.reset()
         device = None if self._mic_factory else resolve_device(self.o.input_device, "input")
         mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, device, blk)))(SAMPLE_RATE, WINDOW)
         self._thread = threading.Thread(target=self._run, args=(mic,), name="whisper-asr", daemon=True)
