@@ -135,6 +135,7 @@ class Playback:
         self._drained = threading.Event()
         self._error: str = ""
         self._last_callback = time.monotonic()
+        self._completed = False  # set when the last fed sample went out (not when the stream died)
         s = sd()
         try:
             self._stream = s.OutputStream(samplerate=sample_rate, blocksize=self.blocksize, device=device,
@@ -170,6 +171,7 @@ class Playback:
             if self.on_block is not None:
                 self.on_block(outdata[:n, 0].copy())
         if self._fed_all and not len(self._pending):
+            self._completed = True
             raise _stop_callback()
 
     def feed(self, samples: np.ndarray) -> None:
@@ -192,6 +194,8 @@ class Playback:
             if now - self._last_callback > 2.0 or now > deadline:
                 self._error = "the output device vanished (it stopped taking audio)"
                 break
+        if not self._error and not self._completed and not self._stopped.is_set() and self.should_play():
+            self._error = "the output device vanished (the stream ended before the audio did)"
         if self._error:
             raise AudioError(f"voice off: {self._error}", "vanished")
 
@@ -243,8 +247,10 @@ class MicStream:
         if block is not None:
             self._last_block = now
             return block
+        if not self._stream.active:
+            raise AudioError("voice off: the input device vanished (its stream stopped)", "vanished")
         # A live stream delivers a block every 32 ms; two seconds of nothing means it is gone.
-        if not self._stream.active or now - self._last_block > 2.0:
+        if now - self._last_block > 2.0:
             raise AudioError("voice off: the input device vanished (no audio for 2 s)", "vanished")
         return None
 

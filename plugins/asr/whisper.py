@@ -75,6 +75,8 @@ class WhisperASR:
 
         self.o = options or WhisperOptions()
         path = find_model(self.o.model)
+        self._mic_factory = mic_factory
+        self._device = None if mic_factory else resolve_device(self.o.input_device, "input")  # fail before loading
         try:
             self.model = WhisperModel(str(path), device="cpu", compute_type=self.o.compute_type,
                                       cpu_threads=self.o.cpu_threads)
@@ -86,7 +88,6 @@ class WhisperASR:
         self.cutter = UtteranceCutter(StreamingVAD(), self.o.cutter)
         self.last = Latency()
         self.transcripts: list[str] = []
-        self._mic_factory = mic_factory
         self._listener: Listener | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,8 +116,7 @@ class WhisperASR:
         self._listener = listener
         self._stop.clear()
         self.cutter.reset()
-        device = None if self._mic_factory else resolve_device(self.o.input_device, "input")
-        mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, device, blk)))(SAMPLE_RATE, WINDOW)
+        mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, self._device, blk)))(SAMPLE_RATE, WINDOW)
         self._thread = threading.Thread(target=self._run, args=(mic,), name="whisper-asr", daemon=True)
         self._thread.start()
 

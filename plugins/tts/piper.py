@@ -65,6 +65,8 @@ class PiperTTS:
         from piper import PiperVoice  # heavy (onnxruntime): imported only when a voice is wanted
 
         model, config = find_voice(voice)
+        self._sink_factory = sink_factory
+        self._device = None if sink_factory else resolve_device(output_device, "output")  # fail before loading
         try:
             self.voice = PiperVoice.load(str(model), config_path=str(config))
         except Exception as exc:  # noqa: BLE001 - a corrupt voice is one line, not a traceback
@@ -76,8 +78,6 @@ class PiperTTS:
             from piper import SynthesisConfig
 
             self.syn_config = SynthesisConfig(length_scale=length_scale)
-        self._sink_factory = sink_factory
-        self._device = None if sink_factory else resolve_device(output_device, "output")
         if warm_up:  # the first ONNX run allocates and is ~3× slower: pay it at load, not on first speech
             for _ in self.voice.synthesize("Ready.", syn_config=self.syn_config):
                 pass

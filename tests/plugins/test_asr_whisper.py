@@ -75,7 +75,7 @@ def asr():
     need_voice_packages()
     from plugins.asr.whisper import WhisperASR, WhisperOptions
 
-    return WhisperASR(WhisperOptions(cutter=CutterOptions(partial_every_s=1.5)))
+    return WhisperASR(WhisperOptions(cutter=CutterOptions(partial_every_s=1.5)), mic_factory=lambda sr, blk: None)
 
 
 @pytest.fixture(scope="module")

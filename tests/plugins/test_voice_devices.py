@@ -1,0 +1,147 @@
+"""Voice failures never stop a session: no PortAudio, no device, a missing voice (FAKE sounddevice
+module), and a sound server that dies mid-session (real PulseAudio, killed)."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
+from app.voice_wiring import attach_voice
+from engine.clock import RealClock, VirtualClock
+from engine.events import EventBus
+from engine.session import Session, SessionOptions
+from plugins import audio
+from tests.engine.fakes import ArraySource, ScriptedBackend, solid
+from tests.plugins.conftest import need_voice_packages, start_pulse, stop_pulse
+
+SAYINGS = ["The title slide is up.", "Now a chart of sales by month appears.", "A diagram of the pipeline.",
+           "Someone typed a question in the chat.", "The speaker switched to a code editor.", "Back to slides."]
+
+
+class Built:
+    def __init__(self, session, bus):
+        self.session, self.bus = session, bus
+
+
+def make_built(seconds=6, clock=None, script=None):
+    bus = EventBus("voice-fail")
+    events: list[dict] = []
+    bus.subscribe(events.append)
+    backend = ScriptedBackend(script or {t: f"</response> {SAYINGS[t % len(SAYINGS)]}" for t in range(seconds)},
+                              wants_frames=False)
+    session = Session(backend, ArraySource([(float(t), solid(9)) for t in range(seconds)]), bus=bus,
+                      clock=clock or VirtualClock(), options=SessionOptions(duration_s=seconds))
+    return Built(session, bus), events
+
+
+class FakeSoundDevice:
+    """FAKE sounddevice module: a machine with PortAudio but no devices at all."""
+
+    class default:
+        device = (-1, -1)
+
+    @staticmethod
+    def query_hostapis():
+        return [{"name": "ALSA"}]
+
+    @staticmethod
+    def query_devices():
+        return []
+
+
+def _no_portaudio():
+    raise audio.AudioError("voice off: PortAudio library not found (install `presence[voice]` ...)", "no_portaudio")
+
+
+@pytest.mark.parametrize("case", ["no_device", "no_portaudio", "missing_voice"])
+def test_voice_failure_is_one_line_and_the_session_runs_on(case, monkeypatch, tmp_path):
+    need_voice_packages()
+    if case == "no_device":
+        monkeypatch.setattr(audio, "sd", lambda: FakeSoundDevice)
+    elif case == "no_portaudio":
+        monkeypatch.setattr(audio, "sd", _no_portaudio)
+    settings = Settings()
+    settings.voice.speak = settings.voice.listen = True
+    if case == "missing_voice":
+        settings.voice.voice = str(tmp_path / "gone.onnx")
+        settings.voice.listen = False
+    built, events = make_built()
+    err = io.StringIO()
+    extras = attach_voice(built, settings, stderr=err)
+    result = built.session.run()
+    for x in extras:
+        x.close()
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    expected = {"no_device": "no audio output device found", "no_portaudio": "PortAudio library not found",
+                "missing_voice": "Piper voice not found"}[case]
+    assert expected in lines[0] and "continuing with text only" in lines[0]
+    # nothing lost: every second decided and logged, the responses' text is in the log
+    assert result.ticks == 6 and result.decisions == 6 and result.error is None
+    assert sum(e["type"] == "decision" and e["action"] == "response" for e in events) == 6
+
+
+def test_silent_tts_through_the_wiring_speaks_the_first_response():
+    settings = Settings()
+    settings.voice.speak, settings.voice.listen, settings.voice.tts = True, False, "silent"
+    built, events = make_built(seconds=3)
+    err = io.StringIO()
+    extras = attach_voice(built, settings, stderr=err)
+    built.session.run()
+    speaker = extras[0]
+    assert speaker.handles and speaker.handles[0].wait(5)
+    for x in extras:
+        x.close()
+    assert err.getvalue() == ""
+    assert speaker.tts.spoken[0].text == SAYINGS[0]
+    assert speaker.shown_only >= 1  # the next responses arrived while it spoke: text only (the default)
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_sound_server_dies_mid_session_voice_goes_off_session_goes_on(monkeypatch):
+    need_voice_packages()
+    runtime = Path(tempfile.mkdtemp(prefix="presence-pulse-lost-"))
+    pulse = start_pulse(runtime)
+    for k, v in pulse.env.items():
+        monkeypatch.setenv(k, v)
+    audio.rescan()
+    try:
+        settings = Settings()
+        settings.voice.speak = settings.voice.listen = True
+        settings.voice.echo = "off"
+        long = "This answer is long enough to still be playing when the sound server goes away. " * 3
+        built, events = make_built(seconds=8, clock=RealClock(), script={0: f"</response> {long}"})
+        err = io.StringIO()
+        extras = attach_voice(built, settings, stderr=err)
+        assert err.getvalue() == "" and len(extras) == 3  # speaker, asr, error reporter
+        runner = threading.Thread(target=built.session.run, daemon=True)
+        runner.start()
+        speaker = extras[0]
+        end = time.monotonic() + 10
+        while not any(e["type"] == "speech_started" for e in events) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert any(e["type"] == "speech_started" for e in events), "nothing was spoken before the kill"
+        stop_pulse(pulse)  # the device vanishes under both streams
+        runner.join(20)
+        for x in extras:
+            x.close()
+    finally:
+        stop_pulse(pulse)
+        for k in pulse.env:
+            monkeypatch.delenv(k, raising=False)
+        audio.rescan()
+    errors = [e for e in events if e["type"] == "error"]
+    assert {e["where"] for e in errors} == {"tts", "asr"}
+    assert all("vanished" in e["message"] for e in errors)
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2 and all("vanished" in ln for ln in lines)  # one line per broken direction
+    assert speaker.failed and speaker.handles[0].state == "failed"
+    ended = next(e for e in events if e["type"] == "session_ended")
+    assert ended["ticks"] == 8 and ended["error"] is None  # every second still decided and logged
