@@ -10,8 +10,11 @@ Memory layout of one layer (B batch, H kv heads, D head_dim, G = group = 64, R =
             scale/zero fp16 [B, H, n_q, D/Gv]
 
 Flushing: once the residual reaches R + G tokens, its oldest whole groups are quantized so that R
-tokens stay in full precision. Rollback (``crop``) of up to R tokens is therefore exact; a deeper
-crop re-expands the last quantized groups (those tokens keep their dequantized values).
+tokens stay in full precision; the quantized length is a function of n alone,
+n_q(n) = max(0, (n - R) // G * G). A full-precision *shadow* of the last ``rollback`` (R + G) flushed
+tokens stays on the fast tier (counted in ``nbytes``), so a rollback (``crop``) of up to R tokens
+re-expands the groups it un-flushes exactly: the layer ends bit-identical to one fed the shorter
+stream. A deeper crop re-expands from the codes (those tokens keep their dequantized values).
 ``bits=16`` keeps everything in full precision (the exactness baseline).
 """
 
@@ -24,8 +27,10 @@ from engine.kv.quant import QTensor, dequantize, quantize
 
 
 class KiviLayer(PresenceLayer):
-    def __init__(self, bits: int = 2, group: int = 64, residual: int = 128):
+    def __init__(self, bits: int = 2, group: int = 64, residual: int = 128, rollback: int | None = None):
         super().__init__()
+        self.rollback = residual + group if rollback is None else rollback
+        self.shadow_k = self.shadow_v = None  # fp copies of the last flushed tokens [B, H, <=rollback, D]
         if residual % group:
             raise ValueError("residual must be a multiple of the group size")
         self.bits, self.group, self.residual = bits, group, residual
@@ -67,6 +72,10 @@ class KiviLayer(PresenceLayer):
         qv = quantize(self.res_v[:, :, :m].contiguous(), self.bits, self._vgroup())
         self.qk = qk if self.qk is None else self.qk.cat(qk)
         self.qv = qv if self.qv is None else _cat_tokens(self.qv, qv)
+        if self.rollback:
+            sk = self.res_k[:, :, :m] if self.shadow_k is None else torch.cat([self.shadow_k, self.res_k[:, :, :m]], -2)
+            sv = self.res_v[:, :, :m] if self.shadow_v is None else torch.cat([self.shadow_v, self.res_v[:, :, :m]], -2)
+            self.shadow_k, self.shadow_v = sk[:, :, -self.rollback:], sv[:, :, -self.rollback:]
         self.res_k, self.res_v = self.res_k[:, :, m:].clone(), self.res_v[:, :, m:].clone()
         self.n_q += m
 
@@ -74,30 +83,35 @@ class KiviLayer(PresenceLayer):
         t = self._check_crop(tokens_to_remove)
         if t == 0 or not self.is_initialized:
             return
-        t = min(t, self.n)
-        r = self.res_k.shape[-2]
-        if t > r:  # re-expand whole quantized groups into the residual (lossy for those tokens)
-            need = t - r
-            g = -(-need // self.group) * self.group
-            keep = self.n_q - g
-            k = dequantize(self.qk.tail(keep), self.dtype).transpose(-1, -2)
-            v = dequantize(_tail_tokens(self.qv, keep), self.dtype)
+        n_new = self.n - min(t, self.n)
+        target = max(0, (n_new - self.residual) // self.group * self.group) if self.bits < 16 else 0
+        target = min(target, self.n_q)
+        if self.n_q > target:  # un-flush whole groups: exact from the shadow, else from the codes
+            g = self.n_q - target
+            shadow = 0 if self.shadow_k is None else self.shadow_k.shape[-2]
+            if shadow >= g:
+                k, v = self.shadow_k[:, :, shadow - g:], self.shadow_v[:, :, shadow - g:]
+                self.shadow_k, self.shadow_v = self.shadow_k[:, :, : shadow - g], self.shadow_v[:, :, : shadow - g]
+            else:
+                k = dequantize(self.qk.tail(target), self.dtype).transpose(-1, -2)
+                v = dequantize(_tail_tokens(self.qv, target), self.dtype)
+                self.shadow_k = self.shadow_v = None
             self.res_k, self.res_v = torch.cat([k, self.res_k], -2), torch.cat([v, self.res_v], -2)
-            self.qk = self.qk.head(keep) if keep else None
-            self.qv = _head_tokens(self.qv, keep) if keep else None
-            self.n_q = keep
-        r = self.res_k.shape[-2]
-        self.res_k, self.res_v = self.res_k[:, :, : r - t], self.res_v[:, :, : r - t]
-        self.n -= t
+            self.qk = self.qk.head(target) if target else None
+            self.qv = _head_tokens(self.qv, target) if target else None
+            self.n_q = target
+        keep = n_new - self.n_q
+        self.res_k, self.res_v = self.res_k[:, :, :keep], self.res_v[:, :, :keep]
+        self.n = n_new
 
     def reset(self) -> None:
-        self.qk = self.qv = self.res_k = self.res_v = None
+        self.qk = self.qv = self.res_k = self.res_v = self.shadow_k = self.shadow_v = None
         self.n = self.n_q = 0
         self.is_initialized = False
 
     def nbytes(self) -> tuple[int, int]:
         q = (self.qk.nbytes + self.qv.nbytes) if self.qk is not None else 0
-        return q + nbytes(self.res_k, self.res_v), 0
+        return q + nbytes(self.res_k, self.res_v, self.shadow_k, self.shadow_v), 0
 
 
 # Values are quantized along head_dim, so their token axis is -2: slice/cat there.

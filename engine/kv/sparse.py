@@ -175,10 +175,13 @@ class SparseLayer(PresenceLayer):
         if idx is None:
             keys = torch.cat([self.sink_k, self.win_k], -2)
             values = torch.cat([self.sink_v, self.win_v], -2)
-            return attend_segments(query, keys, values, torch.cat(pos), n_prev, scaling)
-        fk, fv = self.fetch(idx)
-        keys = torch.cat([self.sink_k, fk, self.win_k], -2)
-        values = torch.cat([self.sink_v, fv, self.win_v], -2)
-        shape = (self.batch, self.heads, -1)
-        key_pos = torch.cat([pos[0].expand(shape), idx, pos[1].expand(shape)], -1)
-        return attend_segments(query, keys, values, key_pos, n_prev, scaling)
+            out = attend_segments(query, keys, values, torch.cat(pos), n_prev, scaling)
+        else:
+            fk, fv = self.fetch(idx)
+            keys = torch.cat([self.sink_k, fk, self.win_k], -2)
+            values = torch.cat([self.sink_v, fv, self.win_v], -2)
+            shape = (self.batch, self.heads, -1)
+            key_pos = torch.cat([pos[0].expand(shape), idx, pos[1].expand(shape)], -1)
+            out = attend_segments(query, keys, values, key_pos, n_prev, scaling)
+        self._sketch_flush()  # a long chunk leaves the window right away, so the fast tier stays bounded
+        return out

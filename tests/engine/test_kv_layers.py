@@ -1,0 +1,159 @@
+"""Bookkeeping of the cache layers without a GPU or a model: bytes per token, flushing, rollback, reset,
+and retrieval that is exactly top-k when the sketch is exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.kv import KiviLayer, SinkLayer, SparseLayer
+from engine.kv.quant import bytes_per_token
+
+B, H, D = 1, 2, 64
+
+
+def kvs(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, H, n, D, generator=g), torch.randn(B, H, n, D, generator=g)
+
+
+def feed(layer, k, v, chunks):
+    s = 0
+    for c in chunks:
+        out = layer.update(k[:, :, s: s + c], v[:, :, s: s + c])
+        if hasattr(layer, "attend"):
+            layer.attend(torch.randn(B, 2 * H, c, D), D**-0.5)
+        s += c
+    return out
+
+
+def test_kivi_flushes_whole_groups_and_keeps_the_residual_window():
+    layer = KiviLayer(bits=2, group=64, residual=128)
+    k, v = kvs(1000)
+    for n in (100, 191, 192, 500, 1000):
+        layer.reset()
+        feed(layer, k, v, [n // 3, 1, n - n // 3 - 1])
+        r = layer.res_k.shape[-2]
+        assert layer.n_q % 64 == 0 and layer.n_q + r == n == layer.get_seq_length()
+        assert r < 128 + 64 and (r >= 128 or layer.n_q == 0)
+
+
+def test_kivi_bytes_per_token_match_the_formula():
+    layer = KiviLayer(bits=2, group=64, residual=128)
+    k, v = kvs(4000)
+    feed(layer, k.half(), v.half(), [1400, 1, 2599])
+    fast, offload = layer.nbytes()
+    r = layer.res_k.shape[-2]
+    fp_tokens = r + layer.shadow_k.shape[-2]  # fp16 residual + rollback shadow (192 = R + G tokens)
+    assert layer.shadow_k.shape[-2] == 192
+    expected = layer.n_q * (bytes_per_token(H, D, 2, 64) * 2) + fp_tokens * H * D * 2 * 2
+    assert offload == 0 and fast == expected
+    assert fast * 4 < 4000 * H * D * 2 * 2  # > 4x below fp16 at 4k, fp windows included
+
+
+@pytest.mark.parametrize("extra", [1, 42, 128])
+def test_kivi_rollback_up_to_the_residual_is_exact(extra):
+    layer = KiviLayer(bits=2)
+    k, v = kvs(700)
+    feed(layer, k, v, [500])
+    before = [t.clone() for t in layer._dense()]
+    feed(layer, k[:, :, 500:], v[:, :, 500:], [extra - extra // 2, *([1] * (extra // 2))])  # crosses a flush
+    layer.crop(-extra)
+    assert layer.get_seq_length() == 500 and layer.n_q == 320
+    assert all(torch.equal(a, b) for a, b in zip(before, layer._dense(), strict=True))
+    fresh = KiviLayer(bits=2)
+    feed(fresh, k, v, [500])
+    assert layer.res_k.shape == fresh.res_k.shape
+
+
+def test_kivi_deep_crop_re_expands_groups():
+    layer = KiviLayer(bits=4)
+    k, v = kvs(600)
+    feed(layer, k, v, [600])
+    layer.crop(-400)
+    feed(layer, k[:, :, 200:300], v[:, :, 200:300], [100])
+    keys, _ = layer._dense()
+    assert layer.get_seq_length() == keys.shape[-2] == 300
+    assert (keys - k[:, :, :300]).abs().max() < 0.5  # 4-bit approximation of the re-expanded tokens
+    with pytest.raises(ValueError):
+        layer.crop(5)
+
+
+def sparse(**kw):
+    return SparseLayer(**{"top_k": 16, "sinks": 4, "window": 32, "channels": D, "sketch_bits": 16, "group": 16, **kw})
+
+
+def test_sparse_tiers_hold_what_the_layout_says():
+    layer = sparse(sketch_bits=2)
+    k, v = kvs(1000)
+    feed(layer, k, v, [300, 1, 1, 400, 1, 297])
+    assert layer.get_seq_length() == 1000
+    assert layer.sink_k.shape[-2] == 4
+    assert 32 <= layer.win_k.shape[-2] < 32 + 16 and (layer.e - 4) % 16 == 0
+    assert layer.e + layer.win_k.shape[-2] == 1000
+    fast, offload = layer.nbytes()
+    assert offload >= 1000 * H * D * 4 * 2  # the whole history, K and V, in the store
+    sketch = (layer.e - 4) * bytes_per_token(H, D, 2, 16)  # 2-bit keys only
+    fp = (4 + layer.win_k.shape[-2]) * H * D * 4 * 2
+    assert fast == sketch + fp + H * D * 4  # + max|K| per channel
+    # the store holds exact rows
+    assert torch.equal(layer.store_k[:, :, :1000], k)
+
+
+def test_selection_is_the_true_top_k_when_the_sketch_is_exact():
+    layer = sparse()
+    k, v = kvs(500, seed=3)
+    feed(layer, k, v, [500])
+    q = torch.randn(B, 2 * H, 1, D)
+    idx = layer.select(q)
+    qbar = q.reshape(B, H, 2, 1, D).mean((2, 3))
+    scores = torch.einsum("bhd,bhtd->bht", qbar, k[:, :, 4: layer.e])
+    truth = scores.topk(16, -1).indices + 4
+    assert torch.equal(idx.sort(-1).values, truth.sort(-1).values)
+
+
+def test_sparse_crop_equals_a_fresh_layer_fed_less():
+    k, v = kvs(700)
+    a, b = sparse(sketch_bits=4), sparse(sketch_bits=4)
+    feed(a, k, v, [300, 200, 1, 1, 150])
+    a.crop(-204)
+    feed(b, k, v, [300, 148])
+    assert a.get_seq_length() == b.get_seq_length() == 448
+    q = torch.randn(B, 2 * H, 1, D)
+    assert a.e == b.e and torch.equal(a.maxabs, b.maxabs) and torch.equal(a.win_k, b.win_k)
+    assert torch.equal(a.select(q), b.select(q))
+    a.update(k[:, :, 448:449], v[:, :, 448:449])
+    b.update(k[:, :, 448:449], v[:, :, 448:449])
+    assert torch.allclose(a.attend(q, D**-0.5), b.attend(q, D**-0.5), atol=1e-6)
+
+
+def test_chunk_reset_empties_every_tier():
+    layer = sparse()
+    k, v = kvs(200)
+    feed(layer, k, v, [200])
+    layer.reset()
+    assert layer.get_seq_length() == 0 and layer.nbytes() == (0, 0)
+    feed(layer, k, v, [10])
+    assert layer.get_seq_length() == 10 and layer.sink_k.shape[-2] == 4
+
+
+def test_update_without_attend_is_refused():
+    layer = sparse()
+    k, v = kvs(4)
+    layer.update(k, v)
+    with pytest.raises(RuntimeError, match="presence_kv"):
+        layer.update(k, v)
+
+
+def test_sink_layer_keeps_sinks_and_window_only():
+    layer = SinkLayer(sinks=4, window=50)
+    k, v = kvs(500)
+    feed(layer, k, v, [100, 1, 1, 398])
+    layer.update(k[:, :, :1], v[:, :, :1])  # the next call evicts what left the window
+    layer.attend(torch.randn(B, 2 * H, 1, D), D**-0.5)
+    assert layer.get_seq_length() == 501
+    assert torch.equal(layer.sink_k, k[:, :, :4])
+    fast, offload = layer.nbytes()
+    assert offload == 0 and fast == (4 + 51) * H * D * 4 * 2
+    layer.crop(-1)
+    assert layer.get_seq_length() == 500 and torch.equal(layer.win_k, k[:, :, 450:500])
