@@ -109,6 +109,11 @@ def cmd_run(args) -> int:
         return fail(EXIT_SOURCE, str(exc))
     except BackendError as exc:
         return fail(EXIT_MODEL, str(exc))
+    try:
+        built.session.open_source()  # a bad source fails here, before voice or anything else starts
+    except SourceError as exc:
+        built.close()
+        return fail(EXIT_SOURCE, str(exc))
     if not args.quiet:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
     extras = []

@@ -110,6 +110,7 @@ class Session:
         self._paused = threading.Event()
         self.result = SessionResult()
         self._last_t = -1
+        self._source_open = False
 
     # --- inputs from the UI / CLI / ASR (thread-safe) --------------------------------------------
     def submit_query(self, text: str, source: str = "typed", at: float | None = None) -> None:
@@ -129,6 +130,12 @@ class Session:
     def pause(self, paused: bool = True) -> None:
         """While paused, ticks are recorded as skipped(paused) and the backend is not called."""
         (self._paused.set if paused else self._paused.clear)()
+
+    def open_source(self) -> None:
+        """Open the source now (idempotent), so a bad source fails before anything else starts."""
+        if not self._source_open:
+            self.source.open()
+            self._source_open = True
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> SessionResult:
@@ -170,7 +177,7 @@ class Session:
         return self._stop.is_set() or (d is not None and t >= d)
 
     def _run_virtual(self) -> None:
-        self.source.open()
+        self.open_source()
         frames = self.source.frames()
         ahead: Frame | None = None
         exhausted = False
@@ -203,7 +210,7 @@ class Session:
             self._fail("source", str(failure))
 
     def _run_realtime(self) -> None:
-        self.source.open()
+        self.open_source()
         capture_done = threading.Event()
         last_frame_t = [-1.0]
 

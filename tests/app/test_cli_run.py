@@ -101,7 +101,7 @@ def test_bad_sources_exit_3_with_one_line(tmp_path, kind):
                  "--store", str(tmp_path / "s.db"))
     assert r.returncode == 3, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr and str(path.name) in lines[0]
+    assert len(lines) == 1 and "Traceback" not in r.stderr and str(path.name) in lines[0]  # fails before voice
 
 
 def test_truncated_file_logs_every_decoded_second_then_exit_3(slides_clip, tmp_path):
@@ -122,7 +122,8 @@ def test_truncated_file_logs_every_decoded_second_then_exit_3(slides_clip, tmp_p
     r = presence("run", "--source", str(cut_avi), "--backend", "heuristic", "--headless", "--fast", "--quiet",
                  "--log", str(log), "--store", str(tmp_path / "s.db"))
     assert r.returncode == 3, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    errors = [ln for ln in r.stderr.splitlines() if "error:" in ln]  # a "voice off" notice may precede it
+    assert len(errors) == 1 and "Traceback" not in r.stderr
     events = load(log)
     ticks = [e["t"] for e in events if e["type"] == "decision"]
     assert len(ticks) >= 8 and ticks == list(range(len(ticks)))
