@@ -94,6 +94,7 @@ class WhisperASR:
         self._ptt = threading.Event()
         self._ptt_buf: list[np.ndarray] = []
         self._gated = False
+        self._partial_s = 0.0  # how long the last partial transcription took
         self._lock = threading.Lock()
 
     @staticmethod
@@ -108,6 +109,7 @@ class WhisperASR:
         """audio: float32 mono at 16 kHz, shape (samples,)."""
         segments, _ = self.model.transcribe(audio.astype(np.float32), language=self.o.language or None,
                                             beam_size=self.o.beam_size, condition_on_previous_text=False,
+                                            temperature=0.0,  # no fallback re-decodes: latency over polish
                                             without_timestamps=True, vad_filter=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
@@ -154,8 +156,14 @@ class WhisperASR:
             if kind == "start":
                 listener.on_speech_start()
             elif kind == "partial":
-                listener.on_partial(self.transcribe(audio))
+                # Partials are best-effort: once one took over 40% of the interval, this utterance
+                # gets no more, so a busy CPU delays the UI's live text and never the final transcript.
+                if self._partial_s <= 0.4 * self.o.cutter.partial_every_s:
+                    t0 = time.perf_counter()
+                    listener.on_partial(self.transcribe(audio))
+                    self._partial_s = time.perf_counter() - t0
             else:
+                self._partial_s = 0.0
                 listener.on_speech_end()
                 lag = (self.cutter.samples_seen - self.cutter.speech_end_sample) / SAMPLE_RATE
                 self._final(audio, eou_wait_s=lag)

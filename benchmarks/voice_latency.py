@@ -1,0 +1,202 @@
+"""Voice latency on this machine: Piper (joe) out, Whisper tiny.en in, over a real-time PulseAudio
+virtual device (tests/audio_env.sh).
+
+    decision → first audio sample: a `decision` event on the bus until the first sample is handed to
+        the device (PortAudio callback) and until it is heard on the sink's monitor; sentence/clause
+        streaming vs a whole-text synthesis baseline, alternating, in the same run.
+    end of speech → transcript: Piper questions played into the virtual mic; from the last voiced
+        sample leaving the player to the final transcript (includes the configured end-of-utterance
+        pause), and the transcription time alone.
+    Piper real-time factor: synthesis seconds / audio seconds.
+
+Goals: first audio ≤ 300 ms, transcript ≤ 500 ms.
+Usage: python benchmarks/voice_latency.py [--n 10] [--m 4] [--eou 0.7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESPONSES = [
+    "The presenter moved to the results slide, accuracy rose from seventy to eighty two percent.",
+    "A new chart appeared, sales grew every month except in March.",
+    "Someone in the chat asked about the deadline, it is next Friday.",
+    "The code editor shows a failing test, the assertion compares two lists.",
+    "This slide lists three risks, cost, schedule and staffing.",
+    "The speaker is back on the title slide, so the talk is probably ending.",
+]
+QUESTIONS = ["What is on the second slide?", "Please summarize the last five minutes.",
+             "Tell me when the build finishes.", "Who is speaking right now?"]
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def start_pulse(runtime: Path) -> dict[str, str]:
+    out = subprocess.run(["bash", str(ROOT / "tests" / "audio_env.sh"), "start", str(runtime)],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        sys.exit(f"voice_latency: PulseAudio could not start: {out.stderr.strip()}")
+    return dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+
+
+class Monitor:
+    """parec on a sink's monitor: wall time of every 10 ms block louder than a threshold."""
+
+    def __init__(self, sink: str):
+        self.proc = subprocess.Popen(["parec", f"--device={sink}.monitor", "--format=s16le", "--rate=16000",
+                                      "--channels=1", "--latency-msec=10"], stdout=subprocess.PIPE)
+        self.loud: list[float] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while data := self.proc.stdout.read(320):
+            x = np.frombuffer(data, np.int16)
+            if np.abs(x).max() > 300:
+                self.loud.append(time.perf_counter())
+
+    def first_after(self, t: float) -> float | None:
+        return next((w for w in self.loud if w > t), None)
+
+    def close(self) -> None:
+        self.proc.terminate()
+
+
+def bench_tts(n: int) -> dict:
+    from engine.events import EventBus
+    from engine.speech import Speaker, SpeakerOptions
+    from plugins.tts.piper import PiperTTS
+
+    tts = PiperTTS()
+    bus = EventBus("bench")
+    speaker = Speaker(tts, bus, time.monotonic, SpeakerOptions(overlap="queue")).attach()
+    mon = Monitor("speaker")
+    time.sleep(0.5)
+    res: dict[str, dict[str, list[float]]] = {m: {"cb": [], "heard": []} for m in ("stream", "whole")}
+    for i in range(n):
+        for mode in ("stream", "whole") if i % 2 == 0 else ("whole", "stream"):
+            tts.stream = mode == "stream"
+            t0 = time.perf_counter()
+            bus.emit(i, "decision", action="response", text=RESPONSES[i % len(RESPONSES)])
+            h = speaker.handles[-1]
+            while h.first_audio_wall is None and not h.done:
+                time.sleep(0.002)
+            time.sleep(0.25)  # let it be heard, then cut it short (we measure the start only)
+            h.interrupt()
+            h.wait(10)
+            res[mode]["cb"].append((h.first_audio_wall - t0) * 1000)
+            heard = mon.first_after(t0)
+            if heard is not None:
+                res[mode]["heard"].append((heard - t0) * 1000)
+            time.sleep(0.3)
+    mon.close()
+    # the RTF on complete texts (the interrupted runs above stop synthesis early)
+    tts.synth_s = tts.audio_s = 0.0
+    for text in RESPONSES:
+        for _ in tts.synthesize(text):
+            pass
+    speaker.close()
+    return {"res": res, "rtf": tts.rtf, "audio_s": tts.audio_s}
+
+
+def bench_asr(m: int, eou: float, env: dict[str, str]) -> dict:
+    from engine.speech import TurnOptions, TurnTaker
+    from plugins.asr.vad import CutterOptions
+    from plugins.asr.whisper import WhisperASR, WhisperOptions
+    from plugins.audio import resample
+    from plugins.tts.piper import PiperTTS
+
+    voice = PiperTTS(sink_factory=lambda *a, **k: None)
+    asr = WhisperASR(WhisperOptions(cutter=CutterOptions(end_of_utterance_s=eou)))
+    got: list[tuple[float, str]] = []
+
+    class Rec(TurnTaker):
+        def on_utterance(self, text: str) -> None:
+            got.append((time.perf_counter(), text))
+
+        def on_partial(self, text: str) -> None:  # no bus here; partials still cost their CPU
+            pass
+
+    asr.start(Rec(None, time.monotonic, lambda *a, **k: None, None, TurnOptions(echo="off")))
+    tmp = Path(tempfile.mkdtemp())
+    total, trans, texts = [], [], []
+    for i in range(m):
+        q = QUESTIONS[i % len(QUESTIONS)]
+        x = resample(np.concatenate(list(voice.synthesize(q))), voice.sample_rate, 16000)
+        wav = tmp / f"q{i}.wav"
+        with wave.open(str(wav), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
+        voiced = np.nonzero(np.abs(x) > 0.02)[0]
+        speech_end_s = (voiced[-1] + 1) / 16000
+        n0 = len(got)
+        t_play = time.perf_counter()
+        subprocess.Popen(["paplay", "--device=mouth", "--latency-msec=20", str(wav)], env={**os.environ, **env})
+        end = time.monotonic() + 15
+        while len(got) == n0 and time.monotonic() < end:
+            time.sleep(0.002)
+        if len(got) == n0:
+            print(f"  (no transcript for {q!r})")
+            continue
+        t_got, text = got[-1]
+        total.append((t_got - (t_play + speech_end_s)) * 1000)
+        trans.append(asr.last.transcribe_ms)
+        texts.append(text)
+        time.sleep(0.5)
+    asr.close()
+    return {"total": total, "transcribe": trans, "texts": texts}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=10, help="decisions per TTS mode")
+    ap.add_argument("--m", type=int, default=4, help="spoken questions for the ASR")
+    ap.add_argument("--eou", type=float, default=0.7, help="end-of-utterance pause (s)")
+    a = ap.parse_args()
+    runtime = Path(tempfile.mkdtemp(prefix="presence-bench-pulse-"))
+    env = start_pulse(runtime)
+    os.environ.update(env)
+    try:
+        print(f"voice latency on {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; PulseAudio null sinks")
+        t = bench_tts(a.n)
+        for mode, label in (("stream", "clause/sentence streaming"), ("whole", "whole-text baseline")):
+            cb, heard = t["res"][mode]["cb"], t["res"][mode]["heard"]
+            line = f"decision → first audio sample ({label}, n={len(cb)}): p50 {pct(cb, .5):.0f} ms, p95 {pct(cb, .95):.0f} ms"
+            if heard:
+                line += f"; heard on the sink p50 {pct(heard, .5):.0f} ms, p95 {pct(heard, .95):.0f} ms"
+            print(line)
+        s50, w50 = pct(t["res"]["stream"]["cb"], .5), pct(t["res"]["whole"]["cb"], .5)
+        print(f"streaming vs whole-text: first audio p50 {w50 / s50:.2f}× sooner (goal ≤ 300 ms: "
+              f"{'met' if pct(t['res']['stream']['cb'], .5) <= 300 else 'NOT met'} at p50)")
+        print(f"Piper RTF: {t['rtf']:.3f} ({t['audio_s']:.1f} s of audio)")
+        r = bench_asr(a.m, a.eou, env)
+        if r["total"]:
+            print(f"end of speech → transcript (n={len(r['total'])}, pause {a.eou:.2f} s included): "
+                  f"p50 {pct(r['total'], .5):.0f} ms, p95 {pct(r['total'], .95):.0f} ms")
+            print(f"transcription after the cut: p50 {pct(r['transcribe'], .5):.0f} ms, "
+                  f"p95 {pct(r['transcribe'], .95):.0f} ms (goal ≤ 500 ms: "
+                  f"{'met' if pct(r['transcribe'], .5) <= 500 else 'NOT met'} at p50)")
+            print("transcripts:", " | ".join(r["texts"]))
+    finally:
+        subprocess.run(["bash", str(ROOT / "tests" / "audio_env.sh"), "stop", str(runtime)], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
