@@ -1,0 +1,82 @@
+"""Offline layer profiling for the TailorKV plan (``presence kv profile``) and the benchmark's text.
+
+Profiling runs one forward over a calibration input with a temporary attention function that, per
+layer, scores the last ``last_q`` queries (``plan.dense_score``) and then attends normally with SDPA.
+"""
+
+from __future__ import annotations
+
+import glob
+import inspect
+import os
+
+import torch
+
+from engine.kv.plan import LayerPlan, dense_score
+
+PROFILE_IMPL = "presence_kv_profile"
+VIM_DOCS = "/usr/share/vim/vim*/doc/usr_*.txt"
+
+
+def long_text(min_chars: int = 200_000) -> tuple[str, str]:
+    """(text, source): long English prose available offline.
+
+    The Vim user manual (Debian package vim-runtime, Vim licence) when installed; otherwise the
+    docstrings of the Python standard library (PSF licence), which ship wherever Python does.
+    """
+    files = sorted(glob.glob(VIM_DOCS))
+    if files:
+        parts = []
+        for f in files:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                parts.append(fh.read())
+            if sum(map(len, parts)) >= min_chars:
+                break
+        return "\n".join(parts), f"Vim user manual ({os.path.dirname(files[0])}/usr_*.txt)"
+    import importlib
+
+    parts = []
+    for name in ("argparse", "collections", "json", "pathlib", "typing", "logging", "subprocess", "unittest",
+                 "email.message", "http.client", "asyncio", "functools", "itertools", "os", "re", "string"):
+        mod = importlib.import_module(name)
+        for _, obj in inspect.getmembers(mod):
+            doc = inspect.getdoc(obj)
+            if doc and len(doc) > 200:
+                parts.append(doc)
+        if sum(map(len, parts)) >= min_chars:
+            break
+    return "\n\n".join(dict.fromkeys(parts)), "Python standard library docstrings"
+
+
+def profile_layers(model, input_ids: torch.Tensor, top_frac: float = 0.05, last_q: int = 32,
+                   threshold: float = 0.2, **forward_kw) -> LayerPlan:
+    """One forward over ``input_ids`` [1, T]; returns the plan with per-layer dense-preference scores."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    scores: dict[int, float] = {}
+
+    def fn(module, query, key, value, attention_mask, scaling=None, **kw):
+        idx = getattr(module, "layer_idx", None)
+        if idx is not None and getattr(module, "is_causal", True):
+            s = scaling if scaling is not None else query.shape[-1] ** -0.5
+            scores[idx] = dense_score(query, key, s, top_frac, last_q)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kw)
+
+    AttentionInterface.register(PROFILE_IMPL, fn)
+    AttentionMaskInterface.register(PROFILE_IMPL, sdpa_mask)
+    cfg = model.config
+    sub = hasattr(cfg, "text_config") and cfg.get_text_config() is not cfg
+    old = cfg.get_text_config()._attn_implementation
+    model.set_attn_implementation({"text_config": PROFILE_IMPL} if sub else PROFILE_IMPL)
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids.to(model.device), use_cache=False, **forward_kw)
+    finally:
+        model.set_attn_implementation({"text_config": old} if sub else old)
+    n_layers = cfg.get_text_config().num_hidden_layers
+    if len(scores) != n_layers:
+        raise RuntimeError(f"profiled {len(scores)} of {n_layers} layers (unsupported attention layout)")
+    return LayerPlan.from_scores([scores[i] for i in range(n_layers)], threshold=threshold, top_frac=top_frac,
+                                 last_q=last_q)
