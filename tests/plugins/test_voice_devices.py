@@ -145,3 +145,48 @@ def test_sound_server_dies_mid_session_voice_goes_off_session_goes_on(monkeypatc
     assert speaker.failed and speaker.handles[0].state == "failed"
     ended = next(e for e in events if e["type"] == "session_ended")
     assert ended["ticks"] == 8 and ended["error"] is None  # every second still decided and logged
+
+
+def _presence(*args, env=None):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    e = {**os.environ, "PRESENCE_FORCE_HEADLESS": "1", **(env or {})}
+    r = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=root, capture_output=True, text=True,
+                       timeout=120, env=e)
+    return r, json
+
+
+@pytest.mark.slow
+def test_cli_speak_with_the_silent_voice_logs_speech_events(short_clip, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[voice]\ntts = "silent"\n')
+    log = tmp_path / "out.jsonl"
+    r, json = _presence("run", "--source", str(short_clip), "--backend", "heuristic", "--fast", "--quiet",
+                        "--speak", "--no-listen", "--config", str(cfg), "--log", str(log),
+                        "--store", str(tmp_path / "s.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    first_response = next(e for e in events if e["type"] == "decision" and e["action"] == "response")
+    started = [e for e in events if e["type"] == "speech_started"]
+    assert started and started[0]["text"] == first_response["text"]
+
+
+@pytest.mark.slow
+def test_cli_listen_without_a_device_is_one_line_and_exit_0(short_clip, tmp_path):
+    log = tmp_path / "out.jsonl"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[voice]\ninput_device = "no-such-microphone"\n')
+    # no sound server here, and a mic name that matches nothing on any machine
+    r, json = _presence("run", "--source", str(short_clip), "--backend", "heuristic", "--fast", "--quiet",
+                        "--no-speak", "--listen", "--config", str(cfg), "--log", str(log),
+                        "--store", str(tmp_path / "s.sqlite"), env={"PULSE_SERVER": "unix:/nonexistent/pulse/native"})
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("presence:")]
+    assert len(lines) == 1 and "voice off" in lines[0] and "continuing with text only" in lines[0], r.stderr
+    decisions = [json.loads(line) for line in log.read_text().splitlines() if '"decision"' in line]
+    assert len(decisions) == 12  # every second of the 12 s clip, nothing lost
