@@ -229,3 +229,47 @@ def test_stats_and_errors(tiny_dirs, monkeypatch):
     monkeypatch.setitem(sys.modules, "engine.kv", None)  # a build without engine.kv
     with pytest.raises(BackendError, match="not available in this build"):
         make_cache("tailor", b.model.config, "cpu")
+
+
+@pytest.mark.slow
+def test_presence_run_cli_end_to_end(tiny_dirs, short_clip, tmp_path):
+    """`presence run --backend torch --model DIR --source CLIP --headless --fast` on a tiny Qwen3-VL."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    log = tmp_path / "run.jsonl"
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "run", "--backend", "torch", "--model", str(tiny_dirs["qwen3vl"]),
+         "--source", str(short_clip), "--headless", "--fast", "--quiet", "--no-speak", "--log", str(log),
+         "--store", str(tmp_path / "s.sqlite")],
+        cwd=root, capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    decisions = [e for e in events if e["type"] == "decision"]
+    assert [d["t"] for d in decisions] == list(range(12))  # one record per second of a 12 s clip
+    assert all(d["action"] in ("silence", "response", "delegate") for d in decisions)
+    ctx = [d["tokens"]["context"] for d in decisions]
+    assert all(b > a for a, b in zip(ctx, ctx[1:], strict=False))  # one growing context, never re-prefilled
+    assert all(d["kv_bytes"]["fast"] > 0 and d["latency_ms"]["prefill"] > 0 for d in decisions)
+    # each tick prefilled only its own turn (+ the previous decision), never the history
+    assert max(d["tokens"]["new"] for d in decisions[1:]) < ctx[0]
+
+
+@pytest.mark.slow
+def test_missing_model_is_one_clear_line_exit_4(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "run", "--backend", "torch", "--model", str(tmp_path / "nope"),
+         "--source", str(tmp_path / "x.mp4"), "--headless", "--fast", "--quiet"],
+        cwd=root, capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )
+    assert r.returncode in (3, 4), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
