@@ -112,7 +112,7 @@ def start_llama_server(
     mmproj: str | os.PathLike | None = None,
     chat_format: str | None = None,
     n_ctx: int = 4096,
-    n_threads: int = 2,
+    n_threads: int = 1,  # one thread: on a busy shared CI box, two spinning ggml threads are far slower
     timeout: float = 90.0,
     extra_args: list[str] | None = None,
     alias: str | None = None,

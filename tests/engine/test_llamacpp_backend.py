@@ -41,7 +41,9 @@ def smollm2_path() -> Path:
 
 def load(model: Path, **kw) -> LlamaCppBackend:
     b = LlamaCppBackend()
-    b.load(BackendConfig(model=str(model), n_ctx=kw.pop("n_ctx", 2048), seed=7, **kw))
+    # One thread: on a busy shared 2-core box, two spinning ggml threads are several times slower.
+    b.load(BackendConfig(model=str(model), n_ctx=kw.pop("n_ctx", 2048), seed=7,
+                         options={"llamacpp": {"n_threads": 1}}, **kw))
     return b
 
 
