@@ -14,8 +14,10 @@ session actually made (every non-silent decision, with its tick):
   correctness of the *accumulated* replies so far (exact key-word match as the judge, 0 or 1;
   0 before the first reply), its area normalised by the span length; reply times are shrunk toward
   the span start by ω (t' = s + ω·(t − s), ω = 0.5 as published) so lateness costs less than silence.
-- **Duplicate-reply rate**: the share of replies that repeat an *earlier* reply of the same clip
-  (similarity ≥ 0.8); the trap that PAUC-style scores reward spam.
+- **Duplicate-reply rate** (ProactiveVideoQA's "duplicate", judged there by an LLM): the share of
+  replies that add nothing to an *earlier* reply of the same clip — every content word already said
+  in one earlier reply, or near-identical text (similarity ≥ 0.9). Shared templates ("Now on
+  screen: X") are not duplicates when X is new. The trap: PAUC-style scores reward spam.
 - **False alarms per minute of silence**: FP / (seconds outside every window / 60).
 - **Tick latency** p50/p95 of the session's per-tick total latency.
 """
@@ -34,7 +36,7 @@ W_TP, W_FN, W_FP = 2.0, 2.0, 0.2
 PO_TOLERANCE_S = 2.0
 PO_POLL_AFTER_S = 4.0
 PAUC_OMEGA = 0.5
-DUPLICATE_SIMILARITY = 0.8
+DUPLICATE_SIMILARITY = 0.9
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,19 @@ def pauc(e: Expected, replies: list[Reply], omega: float = PAUC_OMEGA) -> float:
 
 
 # --- duplicates, false alarms, latency ------------------------------------------------------------
+_FILLER = set("a an the is are was were be it its this that now on in at of to and or i you we here there "
+              "has have had just".split())
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in _norm(text).split() if w not in _FILLER}
+
+
 def duplicates(replies: list[Reply], threshold: float = DUPLICATE_SIMILARITY) -> int:
-    return sum(1 for i, r in enumerate(replies)
-               if any(similarity(r.text, p.text) >= threshold for p in replies[:i]))
+    """Replies whose content words were all said in one earlier reply, or that nearly equal one."""
+    seen = [(_content(r.text), r.text) for r in replies]
+    return sum(1 for i, (words, text) in enumerate(seen)
+               if any(words <= w or similarity(text, t) >= threshold for w, t in seen[:i]))
 
 
 def silent_seconds(expected: list[Expected], duration: int) -> int:

