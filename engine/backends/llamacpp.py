@@ -23,7 +23,7 @@ from engine.backends.gguf_layout import CHATML, PLAIN, Layout
 from engine.backends.gguf_sampling import SamplingOptions, sample
 from engine.backends.gguf_sequence import LiveSequence, find_mmproj
 from engine.context import ChunkPrefix, Turn
-from engine.protocol import SILENCE
+from engine.protocol import RESPONSE, SILENCE
 
 DECISION_RESERVE = 128  # cells kept free for the decision when checking that a turn fits
 
@@ -41,7 +41,8 @@ class LlamaCppBackend(Backend):
         self._mark: tuple[int, int, int] | None = None  # (n_past, n_cells, len(history)) before the decision
         self._sampled: list[int] = []  # decision tokens now in the cache (beyond the mark)
         self._new_cells = 0
-        self._silence_first = -1
+        self._silence_path: list[int] = []  # tokens of "</silence>"
+        self._branch = 0  # index where "</silence>" and "</response>" tokenizations first differ
         self._reserve = DECISION_RESERVE
 
     @classmethod
@@ -68,7 +69,9 @@ class LlamaCppBackend(Backend):
         self.silence_bias = config.silence_bias
         self._rng = np.random.default_rng(config.seed)
         self._reserve = int(opts.get("decision_reserve", DECISION_RESERVE))
-        self._silence_first = (self.seq.tokenize(SILENCE) or [-1])[0]
+        sil, resp = self.seq.tokenize(SILENCE), self.seq.tokenize(RESPONSE)
+        self._silence_path = sil
+        self._branch = next((i for i, (a, b) in enumerate(zip(sil, resp, strict=False)) if a != b), min(len(sil), len(resp)))
 
     def _need(self) -> LiveSequence:
         if self.seq is None:
@@ -115,8 +118,8 @@ class LlamaCppBackend(Backend):
         text = shown = ""
         logits = seq.logits()
         for i in range(max_tokens):
-            if i == 0 and self.silence_bias and self._silence_first >= 0:
-                logits[self._silence_first] += self.silence_bias
+            if self.silence_bias:
+                self._bias_silence(logits, i)
             tok = sample(logits, self.sampling, self._rng)
             if seq.is_eog(tok):
                 break
@@ -135,6 +138,17 @@ class LlamaCppBackend(Backend):
             seq.decode_one(tok)
             self._sampled.append(tok)
             logits = seq.logits()
+
+    def _bias_silence(self, logits: np.ndarray, step: int) -> None:
+        """Talkativeness' logit bias on the silence marker. In a vocabulary where the markers are
+        plain text they share a first token ("</"), so the bias goes on the token where silence and
+        response part ways; a positive bias also goes on every other token of the silence marker (so a
+        started marker is finished), only while the output still follows that path."""
+        path = self._silence_path
+        if step >= len(path) or self._sampled[:step] != path[:step]:
+            return
+        if step == self._branch or self.silence_bias > 0:
+            logits[path[step]] += self.silence_bias
 
     def commit(self, text: str) -> None:
         """Leave the cache holding exactly ``text`` as this tick's assistant turn."""

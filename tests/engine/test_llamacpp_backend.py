@@ -176,6 +176,7 @@ def test_text_only_smollm2_makes_protocol_decisions(tmp_path):
         b.close()
 
 
+@pytest.mark.slow
 def test_smollm2_session_end_to_end(tmp_path):
     b = load(smollm2_path(), greedy=True)
     log = tmp_path / "s.jsonl"
@@ -206,3 +207,37 @@ def test_missing_model_and_missing_package_are_clear(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llama_cpp" else real(n, *a))
     ok, hint = LlamaCppBackend.is_available()
     assert not ok and "presence[llm]" in hint
+
+
+def test_silence_bias_steers_the_marker(test_assets):
+    model, _ = VLM_PAIRS["qwen3-vl"]
+    outs = {}
+    for bias in (50.0, -50.0):
+        b = load(test_assets / model, greedy=True, silence_bias=bias)
+        try:
+            b.start_chunk(PREFIX)
+            b.observe(Turn(t=0, pixels=frames(1)[0]))
+            outs[bias] = "".join(b.decide(6))
+        finally:
+            b.close()
+    assert outs[50.0].startswith("</silence>") and normalize(outs[50.0]).action == "silence"
+    assert not outs[-50.0].startswith("</silence>")
+
+
+def test_vlm_session_logs_one_decision_per_second(test_assets, tmp_path):
+    model, _ = VLM_PAIRS["qwen2.5-vl"]
+    b = load(test_assets / model)
+    bus, log = EventBus(), JsonlLog(tmp_path / "v.jsonl")
+    bus.subscribe(log)
+    src = ArraySource([(float(t), px) for t, px in enumerate(frames(4, seed=11))])
+    try:
+        r = Session(b, src, bus=bus, clock=VirtualClock(), options=SessionOptions(max_tokens=6)).run()
+    finally:
+        log.close()
+        b.close()
+    decisions = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    decisions = [e for e in decisions if e["type"] == "decision"]
+    assert r.error is None and [e["t"] for e in decisions] == [0, 1, 2, 3]
+    ctx = [e["tokens"]["context"] for e in decisions]
+    assert ctx == sorted(ctx) and len(set(ctx)) == 4  # one context, growing by each turn
+    assert all(e["tokens"]["new"] < ctx[0] for e in decisions[1:])  # later ticks pay only for their turn
