@@ -119,18 +119,23 @@ class TorchBackend(Backend):
         return True, ""
 
     def load(self, config: BackendConfig) -> None:
-        import torch
-
         from engine.backends.torch_loading import load_model
-        from engine.backends.torch_positions import RopeTracker
 
         ok, hint = self.is_available()
         if not ok:
             raise ModelLoadError(hint)
-        self.cfg = config
         loaded = load_model(config.model, config.device, config.dtype, config.quantization)
-        self.model, self.processor, self.tokenizer = loaded.model, loaded.processor, loaded.tokenizer
-        self.device = loaded.device
+        self.attach(loaded.model, loaded.processor, config, loaded.device)
+
+    def attach(self, model, processor, config: BackendConfig, device: str = "cpu") -> None:
+        """Use an already-built model and processor (benchmarks build random models in memory)."""
+        import torch
+
+        from engine.backends.torch_positions import RopeTracker
+
+        self.cfg = config
+        self.model, self.processor, self.tokenizer = model, processor, processor.tokenizer
+        self.device = device
         tok = self.tokenizer
         if tok.convert_tokens_to_ids(IM_START) in (None, tok.unk_token_id):
             raise ModelLoadError(
@@ -196,6 +201,9 @@ class TorchBackend(Backend):
         self._need_loaded()
         t0 = time.perf_counter()
         self.cache = make_cache(self.cfg.kv_cache, self.model.config, self.device, self.cfg.options.get("kv"))
+        attn = getattr(self.cache, "attn_implementation", None)  # engine.kv caches attend with the query
+        if attn and getattr(self.model.config.get_text_config(), "_attn_implementation", None) != attn:
+            self.model.set_attn_implementation({"text_config": attn})
         self.rope.reset()
         self.ids, self.pending, self.images, self._fed = [], [], [], []
         text = f"{IM_START}system\n{prefix.system}{IM_END}\n{IM_START}user\n"

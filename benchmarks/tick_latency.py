@@ -1,0 +1,205 @@
+"""Per-tick latency over a simulated stream: the torch backend's incremental path vs the naive path.
+
+    python benchmarks/tick_latency.py [--ticks 600] [--big-ticks 300] [--models tiny25,tiny3,big]
+    python benchmarks/tick_latency.py --ticks 60            # quick development run
+    python benchmarks/tick_latency.py --backend llamacpp|openai ...   # → benchmarks/tick_latency_gguf.py
+
+(a) incremental: ``TorchBackend`` observe + decide + commit, prefilling only the new turn on one
+live KV cache. (b) naive: what users write — ``model.generate()`` over the whole history (every
+frame so far, every decision) each tick, same model, same token sequence, same decision length.
+Both run in this process on the same weights. The naive path is timed on a few sampled ticks in the
+first and last window (every tick of it late in a long stream would take minutes on a CPU).
+
+Models (random weights, built in memory / a temp dir, offline): ``tiny25`` / ``tiny3`` = the tiny
+Qwen2.5-VL / Qwen3-VL of tests/tiny_models.py; ``big`` = Qwen2.5-VL-3B text dimensions (hidden
+2048, MLP 11008, 16 heads / 2 KV heads, head_dim 128) cut to ``--big-layers`` layers, with a tiny
+vision tower and the tiny tokenizer's vocabulary (so the LM head does not dominate a CPU run).
+Prints p50 / p95 per window, KV bytes, the naive/incremental ratio at the start and end, and whether
+the incremental p50 is flat (last window within 1.2x of the first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def _frame(t: int, side: int) -> np.ndarray:
+    """A stream frame: mostly static, with a moving block (so frames differ, as a screen does)."""
+    rng = np.random.default_rng(t // 10)  # a "slide" changes every 10 s
+    img = rng.integers(0, 256, size=(side, side, 3), dtype=np.uint8)
+    x = (t * 7) % max(1, side - 8)
+    img[:8, x : x + 8] = 255
+    return img
+
+
+def _big_model(tiny_dir: Path, layers: int):
+    """Random Qwen2.5-VL with 3B text dims, ``layers`` layers, built in memory (fp32)."""
+    import torch
+    from transformers import AutoConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tiny = AutoConfig.from_pretrained(tiny_dir, local_files_only=True)
+    t = tiny.text_config
+    text = dict(vocab_size=t.vocab_size, hidden_size=2048, intermediate_size=11008, num_hidden_layers=layers,
+                num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=32768,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                bos_token_id=t.bos_token_id, eos_token_id=t.eos_token_id, pad_token_id=t.pad_token_id)
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=2048, patch_size=14,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
+    cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
+                           image_token_id=tiny.image_token_id, video_token_id=tiny.video_token_id,
+                           vision_start_token_id=tiny.vision_start_token_id,
+                           vision_end_token_id=tiny.vision_end_token_id)
+    torch.manual_seed(0)
+    return Qwen2_5_VLForConditionalGeneration(cfg).eval()
+
+
+def _naive_tick(b, prompt: list[int], n_images: int, n_new: int) -> tuple[float, int]:
+    """generate() over the whole history (all frames, all decisions) for ``n_new`` tokens: (ms, KV bytes).
+
+    ``prompt`` is exactly what the incremental path sampled this tick's decision from.
+    """
+    import torch
+
+    from engine.backends.torch_vlm import cache_bytes
+
+    ids = torch.tensor([prompt], dtype=torch.long)  # [1, T]
+    pv = torch.cat([p for p, _ in b.images[:n_images]])
+    grid = torch.cat([g for _, g in b.images[:n_images]])
+    n_new = max(1, n_new)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = b.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv,
+                               image_grid_thw=grid, mm_token_type_ids=(ids == b.image_token_id).int(),
+                               max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                               return_dict_in_generate=True)
+    ms = (time.perf_counter() - t0) * 1000
+    cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+    return ms, cache_bytes(cache)[0] if cache is not None else 0
+
+
+def run_model(label: str, backend, ticks: int, window: int, side: int, max_tokens: int, naive_samples: int) -> dict:
+    from engine.context import ChunkPrefix, Turn
+    from engine.prompts import system_prompt
+
+    b = backend
+    b.start_chunk(ChunkPrefix(system=system_prompt("native", True), text=""))
+    sample_at = set(np.linspace(0, window - 1, naive_samples).astype(int).tolist())
+    sample_at |= set(np.linspace(ticks - window, ticks - 1, naive_samples).astype(int).tolist())
+    inc, naive, kv_inc, kv_naive, dec_tokens = [], {}, [], {}, []
+    for t in range(ticks):
+        turn = Turn(t=t, pixels=_frame(t, side), query="tell me when the slide changes" if t == 3 else None)
+        t0 = time.perf_counter()
+        b.observe(turn)
+        prompt = b.context_ids() if t in sample_at else None  # (copy taken outside the timing is negligible)
+        n0 = len(b.ids)
+        raw = "".join(b.decide(max_tokens))
+        n_dec = len(b.ids) - n0 + (1 if raw else 0)  # fed tokens + the last sampled one
+        b.commit("</silence>" if t % 5 else "</response> the slide shows a chart")
+        inc.append((time.perf_counter() - t0) * 1000)
+        kv_inc.append(b.stats().kv_bytes_fast)
+        dec_tokens.append(n_dec)
+        if prompt is not None:  # the naive path: same prompt, same decision length
+            ms, kv = _naive_tick(b, prompt, len(b.images), n_dec)
+            naive[t], kv_naive[t] = ms, kv
+        if (t + 1) % max(1, ticks // 10) == 0:
+            print(f"  [{label}] tick {t + 1}/{ticks}: incremental {inc[-1]:.1f} ms, context {len(b.context_ids())} tokens",
+                  flush=True)
+    first, last = inc[:window], inc[-window:]
+    n_first = [naive[t] for t in sorted(naive) if t < window]
+    n_last = [naive[t] for t in sorted(naive) if t >= ticks - window]
+    res = dict(label=label, ticks=ticks, window=window, context=len(b.context_ids()),
+               inc_first=(_pct(first, 50), _pct(first, 95)), inc_last=(_pct(last, 50), _pct(last, 95)),
+               naive_first=(_pct(n_first, 50), _pct(n_first, 95)), naive_last=(_pct(n_last, 50), _pct(n_last, 95)),
+               kv_inc_end=kv_inc[-1], kv_naive_end=kv_naive[max(kv_naive)] if kv_naive else 0,
+               mean_decision_tokens=float(np.mean(dec_tokens)))
+    res["ratio_start"] = res["naive_first"][0] / res["inc_first"][0]
+    res["ratio_end"] = res["naive_last"][0] / res["inc_last"][0]
+    res["flat"] = res["inc_last"][0] <= 1.2 * res["inc_first"][0]
+    return res
+
+
+def report(r: dict) -> None:
+    w = r["window"]
+    print(f"\n== {r['label']}: {r['ticks']} ticks, final context {r['context']} tokens, "
+          f"mean decision {r['mean_decision_tokens']:.1f} tokens")
+    print(f"  incremental  first {w}: p50 {r['inc_first'][0]:8.1f} ms  p95 {r['inc_first'][1]:8.1f} ms")
+    print(f"  incremental  last  {w}: p50 {r['inc_last'][0]:8.1f} ms  p95 {r['inc_last'][1]:8.1f} ms")
+    print(f"  naive        first {w}: p50 {r['naive_first'][0]:8.1f} ms  p95 {r['naive_first'][1]:8.1f} ms")
+    print(f"  naive        last  {w}: p50 {r['naive_last'][0]:8.1f} ms  p95 {r['naive_last'][1]:8.1f} ms")
+    print(f"  KV bytes at end: incremental {r['kv_inc_end'] / 1e6:.2f} MB, naive {r['kv_naive_end'] / 1e6:.2f} MB")
+    print(f"  naive/incremental p50 ratio: start {r['ratio_start']:.1f}x, end {r['ratio_end']:.1f}x")
+    print(f"  incremental p50 flat (last {w} within 1.2x of first {w}): {'yes' if r['flat'] else 'NO'} "
+          f"({r['inc_last'][0] / r['inc_first'][0]:.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", choices=["torch", "llamacpp", "openai"], default="torch")
+    ap.add_argument("--ticks", type=int, default=600, help="ticks for the tiny models")
+    ap.add_argument("--big-ticks", type=int, default=300, help="ticks for the 3B-dims model (capped by --ticks)")
+    ap.add_argument("--big-layers", type=int, default=4)
+    ap.add_argument("--models", default="tiny25,tiny3,big")
+    ap.add_argument("--window", type=int, default=100, help="ticks in the first / last window")
+    ap.add_argument("--naive-samples", type=int, default=3, help="naive ticks timed per window")
+    ap.add_argument("--max-tokens", type=int, default=8, help="decision length cap")
+    ap.add_argument("--side", type=int, default=56, help="frame side in pixels (56 → 4 image tokens)")
+    a, _ = ap.parse_known_args(argv)
+    if a.backend != "torch":  # the GGUF paths live in their own script
+        import importlib
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        return importlib.import_module("tick_latency_gguf").main(argv)
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from engine.backends.base import BackendConfig
+    from engine.backends.torch_loading import load_processor
+    from engine.backends.torch_vlm import TorchBackend
+    from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32; decisions sampled (0.8/0.9/40), "
+          f"<= {a.max_tokens} tokens; frames {a.side}x{a.side}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {"tiny25": build_tiny_qwen25vl(Path(tmp) / "q25"), "tiny3": build_tiny_qwen3vl(Path(tmp) / "q3")}
+        for name in [m.strip() for m in a.models.split(",") if m.strip()]:
+            # JoyAI's sampling defaults (0.8 / top-p 0.9 / top-k 40), seeded; naive decodes as many tokens
+            cfg = BackendConfig(device="cpu", dtype="float32", seed=0, options={"record_images": True})
+            b = TorchBackend()
+            if name in dirs:
+                cfg.model = str(dirs[name])
+                b.load(cfg)
+                ticks, label = a.ticks, f"{name} (tiny random)"
+            elif name == "big":
+                b.attach(_big_model(dirs["tiny25"], a.big_layers), load_processor(str(dirs["tiny25"]), "qwen2_5_vl"),
+                         cfg)
+                ticks = min(a.big_ticks, a.ticks)
+                label = f"big (Qwen2.5-VL-3B text dims, {a.big_layers} layers)"
+            else:
+                print(f"unknown model '{name}' (tiny25 | tiny3 | big)", file=sys.stderr)
+                return 2
+            window = max(1, min(a.window, ticks // 3))
+            r = run_model(label, b, ticks, window, a.side, a.max_tokens, a.naive_samples)
+            report(r)
+            results.append(r)
+            b.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
