@@ -13,6 +13,7 @@ replay it (the incremental-vs-fresh logits test).
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ class LiveSequence:
             fa = bool(flash_attn)
             self.kv_type, self._kv_bytes_per_value = "f16", KV_TYPES["f16"][1]
             self.note = f"KV cache {kv_type} is not possible for this model (head size vs block of 32); using f16"
+            logging.getLogger(__name__).warning(self.note)
         self.ctx = self.llama._ctx.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
