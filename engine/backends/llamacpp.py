@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import importlib.util
+import logging
 import time
 from collections.abc import Iterator
 
@@ -25,6 +26,7 @@ from engine.backends.gguf_sequence import LiveSequence, find_mmproj
 from engine.context import ChunkPrefix, Turn
 from engine.protocol import RESPONSE, SILENCE
 
+log = logging.getLogger(__name__)
 DECISION_RESERVE = 128  # cells kept free for the decision when checking that a turn fits
 
 
@@ -44,6 +46,8 @@ class LlamaCppBackend(Backend):
         self._silence_path: list[int] = []  # tokens of "</silence>"
         self._branch = 0  # index where "</silence>" and "</response>" tokenizations first differ
         self._reserve = DECISION_RESERVE
+        self._prefix = ChunkPrefix(system="", text="")
+        self._overflowed = False
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -82,20 +86,31 @@ class LlamaCppBackend(Backend):
         seq = self._need()
         seq.clear()
         self._mark, self._sampled = None, []
+        self._prefix = prefix
         pieces = seq.plan(self.layout.chunk_start(prefix.system, prefix.text), None, add_bos=True)
         self._check_fits(pieces, what="the chunk prefix (system prompt + memory)")
         seq.eval(pieces)
         self._first_in_chunk = True
+        self._overflowed = False
 
     def observe(self, turn: Turn) -> None:
         seq = self._need()
         if self._mark is not None:  # decide() ran without commit(): drop what it left
             self._drop_decision()
+        if self._overflowed:
+            # The last turn did not fit and was refused (one error logged). Rather than refuse every
+            # second until the chunk ends, restart the context from this chunk's prefix.
+            log.warning("llamacpp: context full; restarting the context from the chunk prefix")
+            self.start_chunk(self._prefix)
         pixels = turn.pixels if seq.mtmd is not None else None
         text = self.layout.turn(turn.text_before_image(), seq.marker if pixels is not None else None,
                                 self._first_in_chunk)
         pieces = seq.plan(text, pixels)
-        self._check_fits(pieces, what=f"the turn at {turn.t}s")
+        try:
+            self._check_fits(pieces, what=f"the turn at {turn.t}s")
+        except BackendError:
+            self._overflowed = True
+            raise
         before = seq.n_cells
         seq.eval(pieces)
         self._new_cells = seq.n_cells - before

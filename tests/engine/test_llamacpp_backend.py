@@ -153,8 +153,13 @@ def test_overflow_is_a_clear_error_and_keeps_the_context(test_assets):
                 list(b.decide(4))
                 b.commit("</silence>")
         assert (b.seq.n_past, b.seq.n_cells, len(b.seq.history)) == before  # nothing half-evaluated
-        b.start_chunk(PREFIX)  # a new chunk fits again
+        # The next second does not fail again: the context restarts from the chunk's prefix.
         b.observe(Turn(t=99, pixels=frames(1)[0]))
+        fresh_start = load(test_assets / model, n_ctx=256)
+        fresh_start.start_chunk(PREFIX)
+        fresh_start.observe(Turn(t=99, pixels=frames(1)[0]))
+        assert b.seq.n_cells == fresh_start.seq.n_cells
+        fresh_start.close()
     finally:
         b.close()
 
