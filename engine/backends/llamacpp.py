@@ -140,10 +140,10 @@ class LlamaCppBackend(Backend):
                 break
             text += dec.decode(seq.piece(tok))
             body = text.lstrip()  # leading blank lines are not the decision's line
-            if "\n" in body:  # the decision is one line: stop at its end
-                line = body.split("\n", 1)[0]
-                if len(line) > len(shown):
-                    yield line[len(shown):]
+            end = _line_end(body)
+            if end >= 0:  # the decision is one line: stop at its end
+                if end > len(shown):
+                    yield body[len(shown):end]
                 break
             if len(body) > len(shown):
                 yield body[len(shown):]
@@ -221,6 +221,22 @@ class LlamaCppBackend(Backend):
         seq.eval([p for p in merged if p.kind != "text" or p.tokens])
         self.replay_s = time.perf_counter() - t0
         return seq.logits()
+
+
+def _line_end(body: str) -> int:
+    """Where the decision's line ends in ``body`` (-1: not yet). A leading ``<think>…</think>``
+    block may span lines (normalize strips it); the line that counts is the first one after it."""
+    start = 0
+    if body.startswith("<think>"):
+        close = body.find("</think>")
+        if close < 0:
+            return -1
+        start = close + len("</think>")
+        while start < len(body) and body[start].isspace():
+            start += 1
+        if start >= len(body):
+            return -1
+    return body.find("\n", start)
 
 
 def _text_piece(tokens: list[int]):

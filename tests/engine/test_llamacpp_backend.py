@@ -250,3 +250,13 @@ def test_vlm_session_logs_one_decision_per_second(test_assets, tmp_path):
     ctx = [e["tokens"]["context"] for e in decisions]
     assert ctx == sorted(ctx) and len(set(ctx)) == 4  # one context, growing by each turn
     assert all(e["tokens"]["new"] < ctx[0] for e in decisions[1:])  # later ticks pay only for their turn
+
+
+@pytest.mark.parametrize(("body", "end"), [
+    ("</response> hi", -1), ("</response> hi\nmore", 14), ("<think>a\nb", -1),
+    ("<think>a\n</think>\n\n", -1), ("<think>a\n</think>\n</silence>\nx", 28),
+])
+def test_a_think_block_does_not_end_the_decision_line(body, end):
+    from engine.backends.llamacpp import _line_end
+
+    assert _line_end(body) == end
