@@ -1,0 +1,207 @@
+"""The main window, offscreen: a real heuristic session over the demo clip on the virtual clock."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from app.wiring import DEMO_CLIP, build_session
+from engine.backends.base import BackendError
+from engine.backends.heuristic import HeuristicBackend
+from ui.engine_runner import RunOptions
+from ui.main_window import MainWindow
+from ui.timeline import ACTION_CODE, COLORS, SKIPPED
+
+pytestmark = pytest.mark.skipif(not DEMO_CLIP.exists(), reason=f"demo clip missing: {DEMO_CLIP}")
+
+
+def make_window(qtbot, settings, **kw):
+    win = MainWindow(settings, first_run_check=False, thumbnails=False, gpu_total=None, **kw)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def run_to_end(qtbot, win, **opts):
+    assert win.start(RunOptions(fast=True, **opts))
+    qtbot.waitUntil(lambda: not win.runner.running and win.pump.pending() == 0
+                    and any(e["type"] == "session_ended" for e in win.events), timeout=30000)
+    win.pump.drain()
+
+
+def test_timeline_cells_and_transcript_match_the_log(qtbot, settings, tmp_path):
+    win = make_window(qtbot, settings)
+    log = tmp_path / "run.jsonl"
+    run_to_end(qtbot, win, log=str(log), store=str(tmp_path / "s.sqlite"), duration=40, query="describe slides")
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    per_second = {int(e["t"]): (ACTION_CODE[e["action"]] if e["type"] == "decision" else SKIPPED)
+                  for e in events if e["type"] in ("decision", "skipped")}
+    assert len(per_second) == 40
+    assert list(win.timeline.codes()) == [per_second[t] for t in range(40)]
+    # the pixels on screen say the same: one 8-px cell per second
+    win.timeline.follow = False
+    win.timeline.offset, win.timeline.zoom = 0.0, 8.0
+    img = win.timeline.grab().toImage()
+    y = win.timeline.AXIS_H + 5
+    for t in range(40):
+        assert img.pixelColor(t * 8 + 4, y) == COLORS[per_second[t]], t
+    said = [e["text"] for e in events if e["type"] == "decision" and e["action"] == "response"]
+    assert said and win.transcript.texts("response") == said
+    assert win.transcript.texts("query") == ["describe slides"]
+    # click a response cell → the transcript selects that second's entry
+    t_resp = next(int(e["t"]) for e in events if e["type"] == "decision" and e["action"] == "response"
+                  and e["t"] > 0)
+    qtbot.mouseClick(win.timeline, pytestqt_left(), pos=_point(t_resp * 8 + 4, y))
+    assert win.transcript.list.currentItem().data(256) == float(t_resp)
+    assert "respond" in win.timeline.tooltip_text(t_resp) and "latency ms" in win.timeline.tooltip_text(t_resp)
+    # search filters the transcript
+    win.transcript.search.setText(said[0][:12])
+    assert 1 <= win.transcript.visible_count() < win.transcript.list.count()
+    # export what the window collected
+    paths = win.export_to(tmp_path / "export")
+    assert paths["srt"].read_text().count(" --> ") == len(said)
+    # the preview shows the resized frame the model saw (≤ max_pixels)
+    qtbot.waitUntil(lambda: win.preview.pixmap() is not None and not win.preview.pixmap().isNull(), timeout=3000)
+    w, h = (int(x) for x in win.preview_caption.text().split(" ")[0].split("×"))
+    assert w * h <= settings.capture.max_pixels
+
+
+def pytestqt_left():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def _point(x, y):
+    from PySide6.QtCore import QPoint
+
+    return QPoint(int(x), int(y))
+
+
+def test_settings_persist_across_restarts(qtbot, settings):
+    from app.config import load_settings
+
+    win = make_window(qtbot, settings)
+    dlg = win.open_settings()
+    dlg.persona.setText("Only speak about slides")
+    dlg.cooldown.setValue(7.5)
+    dlg.force_silence.setChecked(True)
+    dlg.frame.setCurrentText("336×336")
+    dlg.kv_type.setCurrentText("q4_0")
+    dlg.brain_url.setText("http://127.0.0.1:8090/v1")
+    dlg.speak.setChecked(False)
+    dlg.accept()
+    loaded = load_settings()  # a "restart": read back from PRESENCE_CONFIG_DIR
+    assert loaded.talk.persona == "Only speak about slides" and loaded.talk.cooldown_s == 7.5
+    assert loaded.talk.force_silence_until_query is True
+    assert loaded.capture.max_pixels == 336 * 336 and loaded.backend.kv_type == "q4_0"
+    assert loaded.brain.url == "http://127.0.0.1:8090/v1" and loaded.voice.speak is False
+    win2 = make_window(qtbot, loaded)
+    dlg2 = win2.open_settings()
+    assert dlg2.persona.text() == "Only speak about slides" and dlg2.force_silence.isChecked()
+    assert "GB" in dlg2.vram.text()  # the VRAM estimate is shown
+
+
+def test_force_silence_is_off_by_default(qtbot, settings):
+    win = make_window(qtbot, settings)
+    assert not win.open_settings().force_silence.isChecked()
+
+
+def test_missing_backend_shows_banner_and_window_stays_usable(qtbot, settings):
+    settings.backend.name = "no-such-backend"
+    win = make_window(qtbot, settings)
+    assert win.start(RunOptions(fast=True, duration=5))
+    qtbot.waitUntil(lambda: win.banner.isVisible() and win.banner.kind == "error", timeout=10000)
+    assert "Could not start" in win.banner.label.text()
+    assert win.start_act.isEnabled() and not win.stop_act.isEnabled()
+    win.settings.backend.name = "heuristic"  # fix it and go again, same window
+    run_to_end(qtbot, win, duration=5)
+    assert len(win.timeline.codes()) == 5
+
+
+class BrokenBackend(HeuristicBackend):
+    """A fake whose decide fails every third second (what a crashing model server looks like)."""
+
+    def decide(self, max_tokens):
+        if self._t % 3 == 2:
+            raise BackendError("model server went away")
+        yield from super().decide(max_tokens)
+
+    def observe(self, turn):
+        self._t = turn.t
+        super().observe(turn)
+
+
+def test_backend_errors_mid_session_show_banner_and_are_skipped(qtbot, settings):
+    from app.wiring import backend_config
+
+    def build(s, **kw):
+        b = BrokenBackend()
+        b.load(backend_config(s))
+        return build_session(s, backend=b, **kw)
+
+    win = make_window(qtbot, settings, build=build)
+    run_to_end(qtbot, win, duration=9)
+    assert win.banner.isVisible() and "model server went away" in win.banner.label.text()
+    codes = list(win.timeline.codes())
+    assert [codes[t] for t in (2, 5, 8)] == [SKIPPED] * 3
+    win.instruction.setText("still there?")
+    win.send_instruction()
+    assert win.instruction.text() == ""
+    assert win.start_act.isEnabled()
+
+
+def test_first_run_offers_model_manager(qtbot, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    settings.backend.name = ""
+    win = MainWindow(settings, thumbnails=False, gpu_total=None)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.banner.isVisible() and win.banner.kind == "info"
+    labels = [b.text() for b in win.banner.buttons]
+    assert "Open model manager" in labels
+
+
+def test_an_hour_of_events_never_stalls_the_event_loop(qtbot, settings):
+    """3,600 decisions arrive from another thread in one burst; a 5 ms QTimer probe measures the
+    longest gap between its firings while the window absorbs them."""
+    from PySide6.QtCore import QTimer
+
+    win = make_window(qtbot, settings)
+    gaps, last = [], [time.perf_counter()]
+
+    def probe():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(probe)
+    timer.start()
+
+    def feed():
+        for t in range(3600):
+            action = "response" if t % 97 == 0 else ("delegate" if t % 611 == 0 else "silence")
+            win.pump.put({"type": "decision", "t": float(t), "action": action,
+                          "text": f"slide {t}" if action != "silence" else "", "delegate_query": "why?",
+                          "latency_ms": {"capture": 1.0, "prefill": 20.0, "decide": 30.0, "total": 51.0},
+                          "tokens": {"context": 1000 + t, "new": 70}, "kv_bytes": {"fast": 1 << 20, "offload": 0}})
+            if t % 611 == 5:
+                win.pump.put({"type": "delegate_result", "t": float(t), "result": "answer"})
+
+    th = threading.Thread(target=feed)
+    start = time.perf_counter()
+    th.start()
+    qtbot.waitUntil(lambda: win.timeline.latest == 3599 and win.pump.pending() == 0, timeout=30000)
+    th.join()
+    elapsed = time.perf_counter() - start
+    timer.stop()
+    worst = max(gaps[1:]) * 1000
+    print(f"\nhour of events: absorbed in {elapsed:.2f} s, worst event-loop gap {worst:.1f} ms")
+    assert worst < 100, f"event loop stalled {worst:.0f} ms"
+    assert len(win.timeline.codes()) == 3600
+    assert len(win.transcript.texts("response")) == len(range(0, 3600, 97))

@@ -1,0 +1,125 @@
+"""Runs one session off the GUI thread. Building it (which may load a model for seconds) happens on the
+worker thread too, so the window never freezes. Everything the engine says goes into ``sink`` (the
+EventPump's thread-safe ``put``): bus events, streamed deltas, the sampled frame for the preview, and
+``_runner`` pseudo-events for build errors and the end of the run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.config import Settings
+
+
+@dataclass
+class RunOptions:
+    fast: bool = False
+    log: str | None = None
+    store: str | None = None
+    duration: float | None = None
+    query: str = ""
+
+
+class EngineRunner:
+    def __init__(self, sink: Callable[[dict], None], on_delta: Callable[[int, str], None],
+                 on_frame: Callable[[object], None] | None = None, build=None):
+        self.sink = sink
+        self.on_delta = on_delta
+        self.on_frame = on_frame
+        self._build = build  # test seam: a function(settings, **kw) -> Built; default app.wiring.build_session
+        self.built = None
+        self.thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._pending_queries: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, settings: Settings, opts: RunOptions) -> None:
+        if self.running:
+            raise RuntimeError("a session is already running")
+        self._stop_requested.clear()
+        self.thread = threading.Thread(target=self._run, args=(settings, opts), name="presence-engine", daemon=True)
+        self.thread.start()
+
+    def _run(self, settings: Settings, opts: RunOptions) -> None:
+        from engine.backends.base import BackendError
+        from engine.source import SourceError
+
+        build = self._build
+        if build is None:
+            from app.wiring import build_session as build
+        try:
+            built = build(settings, fast=opts.fast, log=opts.log, store=opts.store, duration=opts.duration)
+        except (SourceError, BackendError, OSError, ValueError) as exc:
+            kind = "source" if isinstance(exc, SourceError) else "backend"
+            self.sink({"type": "_runner", "state": "failed", "where": kind, "message": str(exc), "t": 0.0})
+            return
+        except Exception as exc:  # noqa: BLE001 - any build failure is a banner, never a dead window
+            self.sink({"type": "_runner", "state": "failed", "where": "backend",
+                       "message": f"{type(exc).__name__}: {exc}", "t": 0.0})
+            return
+        session = built.session
+        session.on_delta = self.on_delta
+        if self.on_frame is not None:
+            self._tap_frames(session)
+        built.bus.subscribe(self.sink)
+        with self._lock:
+            self.built = built
+            queued, self._pending_queries = self._pending_queries, []
+        if opts.query:
+            session.submit_query(opts.query, source="cli", at=0.0 if opts.fast else None)
+        for q in queued:
+            session.submit_query(q, source="typed")
+        if self._stop_requested.is_set():
+            session.stop()
+        self.sink({"type": "_runner", "state": "running", "t": 0.0, "session": built.bus.session})
+        try:
+            result = session.run()
+            self.sink({"type": "_runner", "state": "ended", "t": 0.0, "error": result.error,
+                       "where": result.error_kind})
+        except Exception as exc:  # noqa: BLE001 - keep the GUI alive whatever the engine does
+            self.sink({"type": "_runner", "state": "failed", "where": "backend",
+                       "message": f"{type(exc).__name__}: {exc}", "t": 0.0})
+        finally:
+            built.close()
+
+    def _tap_frames(self, session) -> None:
+        """Preview exactly what the model sees: wrap the session's sampler so each taken (resized)
+        frame is also handed to the UI. The UI keeps only the newest."""
+        sampler = session.sampler
+        take = sampler.take
+
+        def tapped(*args, **kwargs):
+            sampled = take(*args, **kwargs)
+            if sampled is not None:
+                self.on_frame(sampled.pixels)
+            return sampled
+
+        sampler.take = tapped
+
+    # --- controls (GUI thread; never block) ---
+    def submit_query(self, text: str) -> None:
+        with self._lock:
+            if self.built is None:
+                self._pending_queries.append(text)
+                return
+            session = self.built.session
+        session.submit_query(text, source="typed")
+
+    def pause(self, paused: bool) -> None:
+        if self.built is not None:
+            self.built.session.pause(paused)
+
+    def stop(self) -> None:
+        self._stop_requested.set()
+        if self.built is not None:
+            self.built.session.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
