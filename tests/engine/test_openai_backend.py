@@ -66,6 +66,7 @@ def messages_of(body: bytes) -> list[dict]:
     return json.loads(body)["messages"]
 
 
+@pytest.mark.slow
 def test_each_request_is_the_last_one_plus_one_turn_byte_for_byte(vlm_server):
     b = backend(vlm_server.url, VLM[0])
     b.start_chunk(ChunkPrefix(system="SYS", text="[Video History]\nearlier"))
@@ -98,6 +99,7 @@ def test_each_request_is_the_last_one_plus_one_turn_byte_for_byte(vlm_server):
     assert b.stats().tokens_context > 0
 
 
+@pytest.mark.slow
 def test_whole_session_against_a_real_vlm_server(vlm_server, tmp_path):
     b = backend(vlm_server.url, VLM[0])
     bus, log = EventBus(), JsonlLog(tmp_path / "s.jsonl")
