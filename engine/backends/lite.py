@@ -228,7 +228,8 @@ class LiteBackend(Backend):
             pairs = glossary.translate(self.screen_text)
             if pairs:
                 src, en = pairs[0]
-                return Event(f"The sign says \"{src.upper()}\", which means \"{en}\" in English.", [en])
+                # short line: the changing part dominates, so dedup never takes a new sign for a repeat
+                return Event(f"\"{src.upper()}\" means {en}.", [en])
         elif p.kind == "appear" and turn.pixels is not None:
             base = st.setdefault("baseline", self._thumb)
             diff = self._changed(base, self._thumb)
@@ -253,7 +254,7 @@ class LiteBackend(Backend):
             head = ocr.headline(self.screen_lines)
             if len(re.sub(r"[^A-Za-z0-9]", "", head)) >= 3 and similarity(head, st.get("last", "")) < 0.8:
                 st["last"] = head
-                return Event(f"Now on screen: {head}.", [glossary.fold(head)])
+                return Event(f"New: {head}.", [glossary.fold(head)])
         return None
 
     def _answer(self, p: instructions.Plan) -> Event:

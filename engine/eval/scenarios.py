@@ -216,9 +216,12 @@ def translation(rng: random.Random, d: int, size: Size) -> Clip:
     signs = SIGNS[:]
     rng.shuffle(signs)
     clip = Clip("", "translation", d, screens, [(0, "Translate any sign that appears into English.")])
-    t, i = rng.randint(3, 6), 0
+    t, i, last = rng.randint(3, 6), 0, ""
     while t + 6 < d and i < len(signs):
+        nxt = next((j for j in range(i, len(signs)) if signs[j][1] != last), i)  # no meaning twice in a row
+        signs[i], signs[nxt] = signs[nxt], signs[i]
         word, english = signs[i]
+        last = english
         _hold(screens, c.get(render.sign, word, size=size), t, t + 8)
         clip.responses.append(Expected(f"The sign says {english.split('|')[0]}.", t, (t, t + 4), [english]))
         t, i = t + 8 + rng.randint(6, 12), i + 1
