@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Source "))
         tb.addWidget(self.source_combo)
         self.start_act = QAction("▶ Start", self, triggered=lambda: self.start())
-        self.pause_act = QAction("⏸ Pause", self, checkable=True, triggered=self.toggle_pause)
+        self.pause_act = QAction("Pause", self, checkable=True, triggered=self.toggle_pause)
         self.stop_act = QAction("■ Stop", self, triggered=self.stop)
         for a in (self.start_act, self.pause_act, self.stop_act):
             tb.addAction(a)

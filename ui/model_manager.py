@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -49,11 +50,14 @@ class ModelManager(QDialog):
         self.cancel_btn = QPushButton("Cancel")
         self.delete_btn = QPushButton("Delete")
         self.use_btn = QPushButton("Use this model")
+        self.repo_edit = QLineEdit(placeholderText="or any repository: owner/name")
+        self.repo_edit.textChanged.connect(self._update_buttons)
         self.pull_btn.clicked.connect(self.pull_selected)
         self.cancel_btn.clicked.connect(self.cancel)
         self.delete_btn.clicked.connect(self.delete_selected)
         self.use_btn.clicked.connect(self.use_selected)
         row = QHBoxLayout()
+        row.addWidget(self.repo_edit)
         for b in (self.pull_btn, self.cancel_btn, self.delete_btn, self.use_btn):
             row.addWidget(b)
         row.addStretch(1)
@@ -108,7 +112,8 @@ class ModelManager(QDialog):
         e = self.selected()
         busy = self._thread is not None and self._thread.is_alive()
         bundled = bool(e and e.preset and e.preset.bundled_module)
-        self.pull_btn.setEnabled(bool(e) and not busy and not bundled and not (e and e.installed))
+        typed = "/" in self.repo_edit.text()
+        self.pull_btn.setEnabled(not busy and (typed or (bool(e) and not bundled and not e.installed)))
         self.pull_btn.setText("Resume" if e is not None and e.partial_bytes else "Pull")
         self.cancel_btn.setEnabled(busy)
         self.delete_btn.setEnabled(bool(e) and not busy and not bundled and bool(e.size_on_disk or e.partial_bytes))
@@ -117,13 +122,14 @@ class ModelManager(QDialog):
     # --- actions ---
     def pull_selected(self) -> None:
         e = self.selected()
-        if e is None or (self._thread is not None and self._thread.is_alive()):
+        typed = self.repo_edit.text().strip()
+        if (e is None and "/" not in typed) or self.busy():
             return
         self._cancel.clear()
-        name = e.preset.key if e.preset else e.repo_id
+        name = typed if "/" in typed else (e.preset.key if e.preset else e.repo_id)
         self.progress.setValue(0)
         self.progress.show()
-        self.status.setText(f"Pulling {e.repo_id}…")
+        self.status.setText(f"Pulling {name}…")
 
         def work() -> None:
             try:

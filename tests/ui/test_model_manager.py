@@ -1,0 +1,53 @@
+"""The model manager dialog: nothing downloads until Pull is clicked; Pull shows progress and installs
+from a real loopback hub; Delete frees the cache; Use sets the backend."""
+
+from __future__ import annotations
+
+import pytest
+import ui_hub
+from PySide6.QtCore import Qt
+
+from app.models import ModelStore
+from ui.model_manager import ModelManager
+
+H = ui_hub.load()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 65536)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+
+
+def test_pull_click_progress_install_use_delete(qtbot, tmp_path, online):
+    with H.HubServer([H.REPO], throttle_s=0.005) as hub:
+        store = ModelStore(cache_dir=tmp_path / "hub", endpoint=hub.url)
+        dlg = ModelManager(store, confirm_delete=False)
+        qtbot.addWidget(dlg)
+        dlg.show()
+        assert hub.log == []  # opening the manager never touches the network
+        titles = [dlg.table.item(i, 0).text() for i in range(dlg.table.rowCount())]
+        assert any("JoyAI" in t for t in titles) and any("Qwen3-VL" in t for t in titles)
+        assert not dlg.pull_btn.isEnabled()  # nothing selected, nothing typed
+        dlg.repo_edit.setText(H.REPO.repo_id)
+        assert dlg.pull_btn.isEnabled()
+        seen = []
+        dlg.progress.valueChanged.connect(seen.append)
+        qtbot.mouseClick(dlg.pull_btn, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not dlg.busy() and "Pulled" in dlg.status.text(), timeout=20000)
+        dlg._drain()
+    assert any(0 < v < 1000 for v in seen) and seen[-1] == 1000  # a moving bar, then full
+    assert any(p.endswith("model.safetensors") for (_m, p, _r) in hub.log)
+    dlg.select(H.REPO.repo_id)
+    row = dlg.entries.index(dlg.selected())
+    assert dlg.table.item(row, 3).text() == "installed"
+    chosen = []
+    dlg.modelChosen.connect(lambda b, m: chosen.append((b, m)))
+    qtbot.mouseClick(dlg.use_btn, Qt.MouseButton.LeftButton)
+    assert chosen and chosen[0][1].endswith(H.COMMIT)
+    qtbot.mouseClick(dlg.delete_btn, Qt.MouseButton.LeftButton)
+    assert "freed" in dlg.status.text()
+    assert H.REPO.repo_id not in [e.repo_id for e in dlg.entries]
