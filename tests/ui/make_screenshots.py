@@ -1,0 +1,84 @@
+"""Regenerate assets/screenshots/ (not a test): the timeline mid-session and the model manager mid-pull.
+
+    QT_QPA_PLATFORM=offscreen python tests/ui/make_screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+OUT = ROOT / "assets" / "screenshots"
+
+
+def wait(app, cond, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        app.processEvents()
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def main() -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from app.config import Settings
+    from ui.engine_runner import RunOptions
+    from ui.main_window import MainWindow
+
+    tmp = Path(tempfile.mkdtemp())
+    os.environ["PRESENCE_CONFIG_DIR"] = str(tmp / "cfg")
+    os.environ["PRESENCE_DATA_DIR"] = str(tmp / "data")
+    OUT.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    s = Settings()
+    s.backend.name = "heuristic"
+    s.voice.speak = False
+    win = MainWindow(s, first_run_check=False, thumbnails=False, gpu_total=None)
+    win.resize(1280, 760)
+    win.show()
+    win.start(RunOptions(fast=True, duration=45, query="tell me when the slide changes"))
+    wait(app, lambda: not win.runner.running and win.pump.pending() == 0, 60)
+    wait(app, lambda: False, 0.4)
+    win.timeline.follow = False
+    win.timeline.offset, win.timeline.zoom = 0.0, 26.0
+    win.status.showMessage("Running — 0:00:45 — heuristic backend on the demo clip")
+    win.grab().save(str(OUT / "timeline.png"))
+
+    from huggingface_hub import constants
+
+    import ui_hub
+    from app.models import ModelStore
+    from ui.model_manager import ModelManager
+
+    constants.HF_HUB_OFFLINE = False
+    constants.DOWNLOAD_CHUNK_SIZE = 65536
+    H = ui_hub.load()
+    big = H.HubRepo("Qwen/Qwen3-VL-4B-Instruct", {"config.json": b"{}", "model.safetensors": os.urandom(3 << 20)})
+    with H.HubServer([big, H.REPO], throttle_s=0.02) as hub:
+        store = ModelStore(cache_dir=tmp / "hub", endpoint=hub.url)
+        store.pull(H.REPO.repo_id)
+        dlg = ModelManager(store)
+        dlg.resize(980, 420)
+        dlg.show()
+        dlg.select("qwen3-vl-4b")
+        dlg.pull_selected()
+        wait(app, lambda: 380 < dlg.progress.value() < 700, 60)
+        dlg.grab().save(str(OUT / "model_manager.png"))
+        dlg.cancel()
+        wait(app, lambda: not dlg.busy(), 10)
+    for p in OUT.glob("*.png"):
+        print(p, p.stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
