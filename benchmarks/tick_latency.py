@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-samples", type=int, default=3, help="naive ticks timed per window")
     ap.add_argument("--max-tokens", type=int, default=8, help="decision length cap")
     ap.add_argument("--side", type=int, default=56, help="frame side in pixels (56 → 4 image tokens)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default); 1 avoids "
+                    "OpenMP spin-waits on a busy shared machine")
     a, _ = ap.parse_known_args(argv)
     if a.backend != "torch":  # the GGUF paths live in their own script
         import importlib
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     import torch
+
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
 
     from engine.backends.base import BackendConfig
     from engine.backends.torch_loading import load_processor

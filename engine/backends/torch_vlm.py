@@ -136,6 +136,7 @@ class TorchBackend(Backend):
         self.cfg = config
         self.model, self.processor, self.tokenizer = model, processor, processor.tokenizer
         self.device = device
+        self._use_kv_attention(config.kv_cache)
         tok = self.tokenizer
         if tok.convert_tokens_to_ids(IM_START) in (None, tok.unk_token_id):
             raise ModelLoadError(
@@ -156,6 +157,22 @@ class TorchBackend(Backend):
         self._close_ids = self._encode(IM_END + "\n")
         # Keep every frame's pixel tensors (for checks against a full forward); off in real runs.
         self.record_images = bool(config.options.get("record_images", False))
+
+    def _use_kv_attention(self, kind: str) -> None:
+        """TailorKV / sink caches attend through their own attention function: switch the text model to it."""
+        if kind in ("", "full"):
+            return
+        try:
+            import engine.kv as kv
+        except ImportError:
+            raise BackendError(f"kv_cache '{kind}' is not available in this build") from None
+        if kind not in getattr(kv, "KINDS", (kind,)):
+            raise BackendError(f"kv_cache '{kind}' is unknown (full | tailor | quantized | sink)")
+        if kv.needs_presence_attention(kind):
+            cfg = self.model.config
+            sub = hasattr(cfg, "get_text_config") and cfg.get_text_config() is not cfg
+            impl = kv.ATTN_IMPLEMENTATION  # the vision tower keeps its own attention
+            self.model.set_attn_implementation({"text_config": impl} if sub else impl)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -200,10 +217,8 @@ class TorchBackend(Backend):
     def start_chunk(self, prefix: ChunkPrefix) -> None:
         self._need_loaded()
         t0 = time.perf_counter()
-        self.cache = make_cache(self.cfg.kv_cache, self.model.config, self.device, self.cfg.options.get("kv"))
-        attn = getattr(self.cache, "attn_implementation", None)  # engine.kv caches attend with the query
-        if attn and getattr(self.model.config.get_text_config(), "_attn_implementation", None) != attn:
-            self.model.set_attn_implementation({"text_config": attn})
+        kv_options = {"model_path": self.cfg.model, **(self.cfg.options.get("kv") or {})}
+        self.cache = make_cache(self.cfg.kv_cache, self.model.config, self.device, kv_options)
         self.rope.reset()
         self.ids, self.pending, self.images, self._fed = [], [], [], []
         text = f"{IM_START}system\n{prefix.system}{IM_END}\n{IM_START}user\n"

@@ -24,6 +24,15 @@ from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl  # noqa: E
 BUILDERS = {"qwen25vl": build_tiny_qwen25vl, "qwen3vl": build_tiny_qwen3vl}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models on a shared 2-core box: one thread avoids OpenMP spin-waits (8x faster here)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny-vlm")
@@ -86,6 +95,23 @@ def test_incremental_ticks_match_one_full_forward(tiny_dirs, name):
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+def test_tailor_cache_plugs_in_and_stays_exact(tiny_dirs, name):
+    """engine.kv's TailorKV cache through the public Cache API; with exact settings it matches the full forward."""
+    pytest.importorskip("engine.kv")
+    b = _backend(tiny_dirs[name], kv_cache="tailor", options={"kv": {"bits": 16, "top_k": 10_000}})
+    b.start_chunk(_prefix())
+    worst = 0.0
+    for t, size, query in TICKS[:4]:
+        b.observe(Turn(t=t, pixels=_frame(*size, seed=t), query=query))
+        worst = max(worst, float((b.next_logits() - _full_forward_logits(b)).abs().max()))
+        list(b.decide(max_tokens=4))
+        b.commit("</response> the slide changed" if t == 2 else "</silence>")
+    assert type(b.cache).__name__ != "DynamicCache"
+    assert b.stats().kv_bytes_fast > 0
+    assert worst <= 1e-4, f"tailor cache vs full forward: max |Δ| = {worst:.2e}"
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_plain_forward_on_cache_would_drift(tiny_dirs, name):
     """Why the backend computes positions itself: transformers' own incremental path is off (or refuses)."""
     b = _backend(tiny_dirs[name])
@@ -112,6 +138,17 @@ def test_plain_forward_on_cache_would_drift(tiny_dirs, name):
     drift = float((out.logits[0, -1].float() - _full_forward_logits(b)).abs().max())
     print(f"{name}: plain forward on the cache drifts by max |Δ| = {drift:.2e}")
     assert drift > 1e-4
+
+
+def test_processor_builds_without_torchvision(tiny_dirs):
+    import importlib.util
+
+    b = _backend(tiny_dirs["qwen3vl"])
+    if importlib.util.find_spec("torchvision") is None:
+        assert type(b.processor).__name__.startswith("NoVideo")  # the deps_probe §1 fallback
+    enc = b.processor(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[_frame(64, 64, 0)],
+                      return_tensors="pt")
+    assert int((enc["input_ids"] == b.image_token_id).sum()) == int(enc["image_grid_thw"].prod()) // 4
 
 
 def test_commit_rolls_back_to_exact_normalised_text(tiny_dirs):
@@ -221,6 +258,9 @@ def test_stats_and_errors(tiny_dirs, monkeypatch):
         b.load(BackendConfig(model="/nonexistent/model-dir", device="cpu"))
     with pytest.raises(ModelLoadError, match="CUDA"):
         b.load(BackendConfig(model=str(tiny_dirs["qwen25vl"]), device="cpu", quantization="4bit"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="CUDA"):
+            b.load(BackendConfig(model=str(tiny_dirs["qwen25vl"]), device="cuda"))
     from engine.backends.torch_vlm import make_cache
 
     b = _backend(tiny_dirs["qwen25vl"])
