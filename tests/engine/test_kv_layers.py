@@ -157,3 +157,16 @@ def test_sink_layer_keeps_sinks_and_window_only():
     assert offload == 0 and fast == (4 + 51) * H * D * 4 * 2
     layer.crop(-1)
     assert layer.get_seq_length() == 500 and torch.equal(layer.win_k, k[:, :, 450:500])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: pinned host store + device fast tier")
+def test_cuda_store_is_pinned_and_matches_cpu():
+    k, v = kvs(300)
+    q = torch.randn(B, 2 * H, 1, D)
+    cpu, gpu = sparse(sketch_bits=4), sparse(sketch_bits=4, offload_device="cpu")
+    feed(cpu, k, v, [299])
+    feed(gpu, k.cuda(), v.cuda(), [299])
+    assert gpu.store_k.device.type == "cpu" and gpu.store_k.is_pinned() and gpu.win_k.is_cuda
+    cpu.update(k[:, :, 299:], v[:, :, 299:])
+    gpu.update(k[:, :, 299:].cuda(), v[:, :, 299:].cuda())
+    assert torch.allclose(cpu.attend(q, D**-0.5), gpu.attend(q.cuda(), D**-0.5).cpu(), atol=1e-4)
