@@ -94,7 +94,7 @@ class VoiceSettings:
     overlap: str = "text_only"  # text_only | queue | newest_wins
     push_to_talk: bool = False
     end_of_utterance_s: float = 0.7
-    echo: str = "gate"  # gate (mic ignored while speaking) | off (headphones: speech barges in)
+    echo: str = "gate"  # gate (mic ignored while speaking) | aec (echo cancelled) | off (headphones)
     barge_in: bool = True
 
 
@@ -190,8 +190,8 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"[backend] mode must be auto, native or prompt, got {s.backend.mode!r}")
     if s.voice.overlap not in ("text_only", "queue", "newest_wins"):
         raise ConfigError(f"[voice] overlap must be text_only, queue or newest_wins, got {s.voice.overlap!r}")
-    if s.voice.echo not in ("gate", "off"):
-        raise ConfigError(f"[voice] echo must be gate or off, got {s.voice.echo!r}")
+    if s.voice.echo not in ("gate", "aec", "off"):
+        raise ConfigError(f"[voice] echo must be gate, aec or off, got {s.voice.echo!r}")
 
 
 def _toml_value(v: Any) -> str:

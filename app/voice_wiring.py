@@ -21,7 +21,7 @@ def _describe(exc: BaseException) -> str:
     return describe(exc)
 
 
-def make_tts(v: VoiceSettings):
+def make_tts(v: VoiceSettings, on_played=None):
     if v.tts == "silent":
         from plugins.tts.fake import SilentTTS
 
@@ -33,10 +33,10 @@ def make_tts(v: VoiceSettings):
     ok, hint = PiperTTS.is_available()
     if not ok:
         raise RuntimeError(f"voice off: {hint}")
-    return PiperTTS(voice=v.voice, output_device=v.output_device)
+    return PiperTTS(voice=v.voice, output_device=v.output_device, on_played=on_played)
 
 
-def make_asr(v: VoiceSettings, gate):
+def make_asr(v: VoiceSettings, gate, preprocess=None):
     if v.asr != "whisper":
         raise RuntimeError(f"voice off: unknown ASR {v.asr!r} (whisper)")
     from plugins.asr.vad import CutterOptions
@@ -47,7 +47,7 @@ def make_asr(v: VoiceSettings, gate):
         raise RuntimeError(f"voice off: {hint}")
     opts = WhisperOptions(model=v.asr_model, language=v.language, input_device=v.input_device,
                           push_to_talk=v.push_to_talk, cutter=CutterOptions(end_of_utterance_s=v.end_of_utterance_s))
-    return WhisperASR(opts, gate=gate)
+    return WhisperASR(opts, gate=gate, preprocess=preprocess)
 
 
 class _ErrorReporter:
@@ -78,24 +78,38 @@ def attach_voice(built: Any, settings: Settings, stderr: TextIO) -> list:
     out: list = []
     problems: list[str] = []
     speaker = None
+    echo, canceller = v.echo, None
+    if echo == "aec" and v.speak and v.listen:
+        try:
+            from plugins.asr.aec import EchoCanceller
+
+            ok, hint = EchoCanceller.is_available()
+            canceller = EchoCanceller() if ok else None
+        except Exception as exc:  # noqa: BLE001
+            ok, hint = False, str(exc)
+        if canceller is None:
+            echo = "gate"
+            problems.append(f"echo cancellation off ({hint}); the mic is muted while Presence speaks")
     if v.speak:
         try:
-            speaker = Speaker(make_tts(v), bus, now, SpeakerOptions(overlap=v.overlap)).attach()
+            tts = make_tts(v, on_played=canceller.far if canceller else None)
+            speaker = Speaker(tts, bus, now, SpeakerOptions(overlap=v.overlap)).attach()
             out.append(speaker)
         except Exception as exc:  # noqa: BLE001 - voice is optional; text goes on
             problems.append(_describe(exc))
     if v.listen:
         try:
             turn = TurnTaker(bus, now, session.submit_query, speaker,
-                             TurnOptions(barge_in=v.barge_in, echo=v.echo))
-            asr = make_asr(v, gate=turn.mic_gated)
+                             TurnOptions(barge_in=v.barge_in, echo=echo))
+            asr = make_asr(v, gate=turn.mic_gated, preprocess=canceller.near if canceller else None)
             asr.start(turn)
             out.append(asr)
         except Exception as exc:  # noqa: BLE001
             problems.append(_describe(exc))
     if problems:
         unique = list(dict.fromkeys(problems))
-        stderr.write("presence: " + "; ".join(unique) + " — continuing with text only\n")
+        suffix = " — continuing with text only" if any("voice off" in p for p in unique) else ""
+        stderr.write("presence: " + "; ".join(unique) + suffix + "\n")
     if out:
         out.append(_Closer(bus.subscribe(_ErrorReporter(stderr))))
     return out

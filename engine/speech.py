@@ -29,7 +29,7 @@ from typing import Protocol
 from engine.events import Event, EventBus
 
 OVERLAP_POLICIES = ("text_only", "queue", "newest_wins")
-ECHO_MODES = ("gate", "off")
+ECHO_MODES = ("gate", "aec", "off")
 
 
 class TTSEngine(Protocol):
@@ -296,7 +296,8 @@ class Listener(Protocol):
 class TurnOptions:
     """barge_in: the user's speech interrupts playback. echo: how the mic ignores the app's voice —
     ``gate`` (default, safe on open speakers): mic audio is dropped while the app speaks and for
-    ``gate_tail_s`` after, so only push-to-talk (or the UI's stop) barges in; ``off`` (headphones):
+    ``gate_tail_s`` after, so only push-to-talk (or the UI's stop) barges in; ``aec``: the ASR
+    cancels the app's voice out of the mic (WebRTC AEC3), the mic stays live; ``off`` (headphones):
     the mic stays live and the user's speech start interrupts playback."""
 
     barge_in: bool = True

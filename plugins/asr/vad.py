@@ -84,9 +84,11 @@ class UtteranceCutter:
         if hasattr(self.vad, "reset"):
             self.vad.reset()
 
-    def feed(self, window: np.ndarray) -> list[tuple[str, np.ndarray | None]]:
+    def feed(self, window: np.ndarray, keep: np.ndarray | None = None) -> list[tuple[str, np.ndarray | None]]:
+        """``window`` is what the VAD scores; ``keep`` (default: the same) is what the utterance keeps."""
         self.samples_seen += len(window)
         p = self.vad(window)
+        window = window if keep is None else keep
         events: list[tuple[str, np.ndarray | None]] = []
         if not self.speaking:
             self._pre.append(window)

@@ -70,7 +70,8 @@ class WhisperASR:
     name = "whisper"
 
     def __init__(self, options: WhisperOptions | None = None, gate: Callable[[], bool] | None = None,
-                 mic_factory: MicFactory | None = None, warm_up: bool = True):
+                 mic_factory: MicFactory | None = None, warm_up: bool = True,
+                 preprocess: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
         from faster_whisper import WhisperModel
 
         self.o = options or WhisperOptions()
@@ -95,6 +96,9 @@ class WhisperASR:
         self._ptt_buf: list[np.ndarray] = []
         self._gated = False
         self._partial_s = 0.0  # how long the last partial transcription took
+        self.preprocess = preprocess  # EchoCanceller.near: block → (echo-cancelled, raw)
+        self._rest = np.zeros(0, np.float32)  # samples waiting to fill a 512-sample VAD window
+        self._rest_raw = np.zeros(0, np.float32)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -135,7 +139,23 @@ class WhisperASR:
             mic.close()
 
     def process(self, block: np.ndarray) -> None:
-        """One 512-sample block from the mic (tests call this directly with recorded audio)."""
+        """Mic audio, any block length (tests call this directly with recorded audio)."""  # noqa: D401
+        raw = block
+        if self.preprocess is not None:
+            # VAD listens to the echo-cancelled signal (the app's voice removed, so it cannot barge in
+            # on itself); Whisper gets the raw mic, which AEC3's suppressor would thin out mid-word.
+            block, raw = self.preprocess(block)
+        if len(block) != WINDOW or len(self._rest):
+            self._rest = np.concatenate([self._rest, block])
+            self._rest_raw = np.concatenate([self._rest_raw, raw])
+            while len(self._rest) >= WINDOW:
+                window, self._rest = self._rest[:WINDOW], self._rest[WINDOW:]
+                keep, self._rest_raw = self._rest_raw[:WINDOW], self._rest_raw[WINDOW:]
+                self._process_window(window, keep)
+            return
+        self._process_window(block, raw)
+
+    def _process_window(self, block: np.ndarray, raw: np.ndarray) -> None:
         listener = self._listener
         if listener is None:
             return
@@ -152,7 +172,7 @@ class WhisperASR:
                 self.cutter.reset()  # drop whatever the mic heard of our own voice
             return
         self._gated = False
-        for kind, audio in self.cutter.feed(block):
+        for kind, audio in self.cutter.feed(block, keep=raw):
             if kind == "start":
                 listener.on_speech_start()
             elif kind == "partial":

@@ -61,11 +61,12 @@ class PiperTTS:
 
     def __init__(self, voice: str = "", output_device: str | int | None = "", stream: bool = True,
                  sink_factory: SinkFactory | None = None, length_scale: float | None = None,
-                 warm_up: bool = True):
+                 warm_up: bool = True, on_played: Callable[[np.ndarray, int], None] | None = None):
         from piper import PiperVoice  # heavy (onnxruntime): imported only when a voice is wanted
 
         model, config = find_voice(voice)
         self._sink_factory = sink_factory
+        self.on_played = on_played  # sees every block sent to the device (the echo canceller's reference)
         self._device = None if sink_factory else resolve_device(output_device, "output")  # fail before loading
         try:
             self.voice = PiperVoice.load(str(model), config_path=str(config))
@@ -111,7 +112,13 @@ class PiperTTS:
         kwargs = dict(should_play=handle.should_play, on_first_audio=handle.mark_first_audio)
         if self._sink_factory is not None:
             return self._sink_factory(self.sample_rate, **kwargs)
-        return Playback(self.sample_rate, self._device, **kwargs)
+        on_block = None
+        if self.on_played is not None:
+            sr, cb = self.sample_rate, self.on_played
+
+            def on_block(block: np.ndarray) -> None:
+                cb(block, sr)
+        return Playback(self.sample_rate, self._device, on_block=on_block, **kwargs)
 
     def speak(self, handle: UtteranceHandle) -> None:
         sink = self._open_sink(handle)

@@ -138,3 +138,49 @@ def test_user_speech_barges_in_and_no_stale_audio_follows(pulse, voice, piper_vo
     assert words(submitted[0]) == words(QUESTION)
     spoken = [e["text"] for e in events if e["type"] == "speech_started"]
     assert spoken == [LONG]
+
+
+@pytest.mark.parametrize("echo", ["off", "aec"])
+def test_open_speakers_aec_keeps_the_app_from_barging_in_on_itself(echo, pulse, voice, piper_voice, tmp_path):
+    """The app's voice reaches the mic (open speakers). Without AEC it interrupts itself; with AEC it
+    does not, and the user's question still barges in and is transcribed exactly."""
+    tts, asr = voice
+    if echo == "aec":
+        pytest.importorskip("livekit.rtc", reason="livekit (WebRTC AEC3) is not installed")
+        from plugins.asr.aec import EchoCanceller
+
+        canceller = EchoCanceller()
+        tts.on_played, asr.preprocess = canceller.far, canceller.near
+    pulse.set_default_sink("mouth")
+    wav = write_wav(tmp_path / "user.wav", speech_16k(piper_voice, QUESTION, pad_s=0.2), 16000)
+    bus = EventBus("aec")
+    clock = RealClock()
+    speaker = Speaker(tts, bus, clock.now)
+    submitted: list[str] = []
+    turn = TurnTaker(bus, clock.now, lambda text, source: submitted.append(text), speaker,
+                     TurnOptions(echo=echo))
+    asr.start(turn)
+    try:
+        h = speaker.say(LONG, decision_t=1.0)
+        h.wait(4.0)  # four seconds of the app talking into its own mic
+        self_interrupted = h.state == "interrupted"
+        if echo == "aec":
+            assert not self_interrupted and turn.stats.barge_ins == 0, "AEC let the app barge in on itself"
+            user = pulse.say_into_mic(wav)
+            assert h.wait(5) and h.state == "interrupted", "the user's speech did not barge in"
+            user.wait(10)
+            assert wait_for(lambda: submitted, 10)
+            time.sleep(1.5)  # a second piece, if the cut split the question
+            # During the ~0.3 s of double talk before playback stops, AEC3's suppressor may clip a
+            # word of the user's (tiny.en then drops it); none of the app's words get in.
+            heard = [words(x) for x in submitted]
+            assert any(h[-2:] == ["second", "slide"] and len(set(h) & set(words(QUESTION))) >= 4 for h in heard), heard
+            app_only = set(words(LONG)) - set(words(QUESTION))
+            assert not any(set(h) & app_only for h in heard), heard
+        else:
+            assert self_interrupted and turn.stats.barge_ins >= 1  # the control: this is the problem
+    finally:
+        asr.close()
+        speaker.close()
+        tts.on_played, asr.preprocess = None, None
+        pulse.set_default_sink("speaker")
