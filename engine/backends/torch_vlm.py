@@ -246,6 +246,9 @@ class TorchBackend(Backend):
         enc = self.processor(text=[text], images=images, return_tensors="pt")
         ids = self.pending + enc["input_ids"][0].tolist()
         pv, grid = enc.get("pixel_values"), enc.get("image_grid_thw")
+        if len(self.ids) + len(ids) > self.cfg.n_ctx:  # nothing is prefilled: the context stays as it was
+            raise BackendError(f"context full: {len(self.ids) + len(ids)} tokens > n_ctx {self.cfg.n_ctx} "
+                               "(shorten the chunk or raise n_ctx)")
         self._forward(ids, pv, grid)
         if pv is not None and self.record_images:
             self.images.append((pv, grid))

@@ -250,6 +250,16 @@ def test_silence_bias_moves_the_silence_marker(tiny_dirs):
     assert b.tokenizer.decode(common + [tok]) in text or text.startswith("</s")
 
 
+def test_context_full_is_a_backend_error_and_loses_nothing(tiny_dirs):
+    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
+    b.start_chunk(_prefix())
+    b.cfg.n_ctx = len(b.ids) + 10
+    before = (list(b.ids), b.cache.get_seq_length())
+    with pytest.raises(BackendError, match="context full"):
+        b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
+    assert (b.ids, b.cache.get_seq_length()) == before
+
+
 def test_stats_and_errors(tiny_dirs, monkeypatch):
     b = TorchBackend()
     with pytest.raises(BackendError):
