@@ -13,7 +13,6 @@ from engine.events import EventBus
 from engine.speech import Speaker, UtteranceHandle
 from plugins.audio import AudioError
 from plugins.tts.piper import find_voice, stream_chunks
-from tests.plugins.conftest import need_voice_packages
 
 TEXT = "Hello from the offline test suite, the quick brown fox jumps over the lazy dog. It is a fine day."
 
@@ -77,11 +76,8 @@ class RecordingSink:
         pass
 
 
-@pytest.fixture(scope="module")
-def make_tts():
-    need_voice_packages()
-    from plugins.tts.piper import PiperTTS
-
+@pytest.fixture
+def make_tts(piper_voice):
     sinks: list[RecordingSink] = []
 
     def factory(sr, should_play, on_first_audio, speed=20.0):
@@ -89,14 +85,16 @@ def make_tts():
         sinks.append(s)
         return s
 
-    tts = PiperTTS(sink_factory=factory)  # one voice load (~2 s) for the module
+    tts = piper_voice  # one voice load (~2 s) for the whole session
+    saved = tts.stream, tts._sink_factory
 
     def make(stream=True, speed=20.0):
         tts.stream = stream
         tts._sink_factory = lambda sr, **kw: factory(sr, speed=speed, **kw)
         return tts, sinks
 
-    return make
+    yield make
+    tts.stream, tts._sink_factory = saved
 
 
 def test_stream_chunks_cuts_a_long_first_sentence_at_its_first_clause():
