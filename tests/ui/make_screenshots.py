@@ -53,9 +53,9 @@ def main() -> int:
     win.status.showMessage("Running — 0:00:45 — heuristic backend on the demo clip")
     win.grab().save(str(OUT / "timeline.png"))
 
+    import ui_hub
     from huggingface_hub import constants
 
-    import ui_hub
     from app.models import ModelStore
     from ui.model_manager import ModelManager
 

@@ -205,3 +205,45 @@ def test_an_hour_of_events_never_stalls_the_event_loop(qtbot, settings):
     assert worst < 100, f"event loop stalled {worst:.0f} ms"
     assert len(win.timeline.codes()) == 3600
     assert len(win.transcript.texts("response")) == len(range(0, 3600, 97))
+
+
+
+RUN_GUI_SCRIPT = """
+import sys
+from argparse import Namespace
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from app.config import Settings
+from app.gui import run_gui, _app
+from ui.main_window import MainWindow
+s = Settings(); s.backend.name = "heuristic"; s.heuristic.ocr = False; s.voice.speak = False
+seen = {}
+def check():
+    wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if wins and any(e["type"] == "session_ended" for e in wins[0].events) and wins[0].pump.pending() == 0:
+        seen["cells"] = wins[0].timeline.latest + 1
+        seen["query"] = wins[0].transcript.texts("query")
+        wins[0].close()
+        QApplication.instance().quit()
+app = _app()
+poll = QTimer(); poll.timeout.connect(check); poll.start(50)
+QTimer.singleShot(30000, app.quit)
+rc = run_gui(s, Namespace(config=None, fast=True, log=None, store=sys.argv[1], duration=6.0, query="watch the slides"))
+print("RESULT", rc, seen)
+"""
+
+
+def test_run_gui_opens_the_window_playing_the_source(tmp_path):
+    """`presence run` without --headless: the window opens already playing (the demo clip). In a
+    subprocess because it runs QApplication.exec() and quits it, which the shared test app must not."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(root),
+               PRESENCE_CONFIG_DIR=str(tmp_path / "cfg"), PRESENCE_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.run([sys.executable, "-c", RUN_GUI_SCRIPT, str(tmp_path / "s.sqlite")], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert "RESULT 0 {'cells': 6, 'query': ['watch the slides']}" in proc.stdout, proc.stderr[-2000:]

@@ -37,7 +37,9 @@ def test_pull_click_progress_install_use_delete(qtbot, tmp_path, online):
         seen = []
         dlg.progress.valueChanged.connect(seen.append)
         qtbot.mouseClick(dlg.pull_btn, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not dlg.busy() and "Pulled" in dlg.status.text(), timeout=20000)
+        qtbot.waitUntil(lambda: not dlg.busy() and "Pull" in dlg.status.text() and "…" not in dlg.status.text(),
+                        timeout=20000)
+        assert "Pulled" in dlg.status.text(), dlg.status.text()
         dlg._drain()
     assert any(0 < v < 1000 for v in seen) and seen[-1] == 1000  # a moving bar, then full
     assert any(p.endswith("model.safetensors") for (_m, p, _r) in hub.log)
