@@ -54,7 +54,7 @@ def main() -> int:
         write_report(run, work / "reports" / name)
         rows.append((name, run.summary()))
         runs[name] = run
-        print(f"{name}: {run.wall_s:.1f} s wall")
+        print(f"{name}: {run.wall_s:.1f} s wall" + (f"  counters {run.counters}" if run.counters else ""))
     print()
     print(markdown_table(rows))
     s = dict(rows)

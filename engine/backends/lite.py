@@ -318,7 +318,11 @@ class LiteBackend(Backend):
         self._stats.tokens_new = self.options.llm_max_tokens
         text = re.sub(r"</?\w+>", "", line[0]).strip() if line else ""
         folded = f" {glossary.fold(text)} "
+        # other screen text the line mentions (an older slide title, a previous banner) is a hallucinated
+        # mix-up: only the fact's and the instruction's words may come from the screen
+        stale = set(glossary.fold(recent).split()) - set(glossary.fold(event.fact + " " + self.plan.query).split())
         if (text and len(text) <= 200 and "user" not in folded
+                and not any(len(w) >= 4 and w in stale for w in folded.split())
                 and all(f" {glossary.fold(r)} " in folded for r in event.required)):
             self.counters["llm_kept"] += 1
             return text

@@ -44,6 +44,7 @@ class SuiteRun:
     model: str = ""
     clips: list[ClipRun] = field(default_factory=list)
     wall_s: float = 0.0
+    counters: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return metrics.summarize([c.score for c in self.clips])
@@ -112,6 +113,7 @@ def run_suite(suite_dir: str | Path, factory: BackendFactory, backend_name: str,
         backend = factory()
         try:
             cr = run_clip(video, ann, backend, options_factory() if options_factory else None)
+            _add_counters(run, backend)
         finally:
             backend.close()
         run.clips.append(cr)
@@ -124,10 +126,16 @@ def run_suite(suite_dir: str | Path, factory: BackendFactory, backend_name: str,
     return run
 
 
+def _add_counters(run: SuiteRun, backend: Backend) -> None:
+    """Sum a backend's own counters (lite: OCR calls, LLM calls kept/skipped) into the report."""
+    for k, v in (getattr(backend, "counters", None) or {}).items():
+        run.counters[k] = run.counters.get(k, 0) + v
+
+
 def run_to_json(run: SuiteRun) -> dict:
     return {
         "backend": run.backend, "model": run.model, "wall_s": round(run.wall_s, 2), "summary": run.summary(),
-        "by_family": run.by_family(),
+        "by_family": run.by_family(), "backend_counters": run.counters,
         "clips": [{**{k: v for k, v in asdict(c.score).items() if k != "latencies_ms"},
                    "sw_f1": c.score.sw_f1, "wall_s": round(c.wall_s, 2), "error": c.error,
                    "replies": [[r.t, r.text] for r in c.replies]} for c in run.clips],
