@@ -16,7 +16,7 @@ DELTA = "_delta"  # a pseudo-event carrying the text streamed so far for tick t
 
 
 class EventPump(QObject):
-    def __init__(self, handler: Handler, interval_ms: int = 30, budget_ms: float = 15.0, parent=None):
+    def __init__(self, handler: Handler, interval_ms: int = 30, budget_ms: float = 10.0, parent=None):
         super().__init__(parent)
         self._q: queue.SimpleQueue[dict] = queue.SimpleQueue()
         self._handler = handler
