@@ -171,7 +171,9 @@ class MainWindow(QMainWindow):
             b.setFixedWidth(44)
             b.clicked.connect(fn)
             zoom.addWidget(b)
-        self.metrics = MetricsBar(gpu_total=None)
+        from app.models import gpu_memory_bytes
+
+        self.metrics = MetricsBar(gpu_total=gpu_memory_bytes() if self.gpu_total == -1 else self.gpu_total)
 
         central = QWidget()
         cl = QVBoxLayout(central)
