@@ -295,7 +295,7 @@ def test_presence_run_cli_end_to_end(tiny_dirs, short_clip, tmp_path):
         [sys.executable, "-m", "app.cli", "run", "--backend", "torch", "--model", str(tiny_dirs["qwen3vl"]),
          "--source", str(short_clip), "--headless", "--fast", "--quiet", "--no-speak", "--log", str(log),
          "--store", str(tmp_path / "s.sqlite")],
-        cwd=root, capture_output=True, text=True, timeout=300, env=dict(os.environ),
+        cwd=root, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in log.read_text().splitlines()]
