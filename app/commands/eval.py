@@ -60,7 +60,10 @@ def cmd_make_suite(args) -> int:
         return _err(EXIT_USAGE, f"bad suite spec: {exc}")
     if args.seed is not None:
         spec.seed = args.seed
-    path = make_suite(args.dir, spec, quick=args.quick, progress=None if args.quiet else print)
+    try:
+        path = make_suite(args.dir, spec, quick=args.quick, progress=None if args.quiet else print)
+    except OSError as exc:
+        return _err(EXIT_USAGE, f"cannot write the suite to {args.dir}: {exc}")
     print(f"wrote {path}")
     return EXIT_OK
 

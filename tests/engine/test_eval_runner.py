@@ -85,3 +85,11 @@ def test_baselines_need_no_config():
     b = AlwaysBackend()
     b.load(BackendConfig())
     assert NeverBackend.is_available() == (True, "")
+
+
+def test_make_suite_into_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["eval", "make-suite", str(blocker), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write the suite" in err
