@@ -33,6 +33,7 @@ def run_to_end(qtbot, win, **opts):
 
 
 def test_timeline_cells_and_transcript_match_the_log(qtbot, settings, tmp_path):
+    settings.memory.chunk_ticks, settings.memory.lead_ticks = 10, 2  # summaries within 40 s
     win = make_window(qtbot, settings)
     log = tmp_path / "run.jsonl"
     run_to_end(qtbot, win, log=str(log), store=str(tmp_path / "s.sqlite"), duration=40, query="describe slides")
@@ -60,6 +61,8 @@ def test_timeline_cells_and_transcript_match_the_log(qtbot, settings, tmp_path):
     # search filters the transcript
     win.transcript.search.setText(said[0][:12])
     assert 1 <= win.transcript.visible_count() < win.transcript.list.count()
+    summaries = [e for e in events if e["type"] == "summary"]
+    assert summaries and win.memory.list.count() == len(summaries)
     # export what the window collected
     paths = win.export_to(tmp_path / "export")
     assert paths["srt"].read_text().count(" --> ") == len(said)
