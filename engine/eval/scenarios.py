@@ -160,7 +160,7 @@ def monitoring(rng: random.Random, d: int, size: Size) -> Clip:
     screens = [c.get(render.room, False, size=size)] * d
     t = int(d * rng.uniform(0.5, 0.85))
     _hold(screens, c.get(render.room, True, size=size), t, t + 8)
-    clip = Clip("", "monitoring", d, screens, [(0, "Alert me when someone appears at the door.")])
+    clip = Clip("", "monitoring", d, screens, [(0, "Alert me when someone comes to the door.")])
     clip.responses.append(Expected("Someone is at the door.", t, (t, t + 3)))
     return clip
 

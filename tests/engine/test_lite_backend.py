@@ -24,6 +24,7 @@ def test_instructions_are_read_into_plans():
     assert p("Tell me when there are five items on the table.").target == 5
     assert p("Translate any sign that appears into English.").kind == "translate"
     assert p("Alert me when someone appears at the door.").kind == "appear"
+    assert p("Alert me when someone comes to the door.").kind == "appear"
     w = p("Tell me when the Blue Kettle is sold out.")
     assert (w.kind, w.subject, w.phrase) == ("watch", "blue kettle", "sold out")
     assert p("Tell me when anything is sold out.").subject == ""
