@@ -107,6 +107,7 @@ class BrainSettings:
     timeout_s: float = 600.0
     max_concurrent: int = 2
     summarizer: str = "concat"  # concat | brain | llamacpp | backend
+    takes_images: bool = False  # send the frame snapshot (only to models that accept images)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from engine.backends.base import Backend, BackendConfig, ModelLoadError
 from engine.clock import RealClock, VirtualClock
 from engine.events import EventBus
 from engine.log import JsonlLog, SqliteStore
+from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -96,5 +97,54 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
         mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
     )
     clock = VirtualClock() if fast else RealClock()
-    session = Session(backend, source, bus=bus, clock=clock, options=options)
+    delegator = build_delegator(settings, bus, clock)
+    memory = Memory(settings.memory, build_summarizer(settings, bus))
+    session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator, memory=memory)
     return Built(session, bus, closers)
+
+
+def build_summarizer(settings: Settings, bus: EventBus):
+    """``[brain] summarizer``: concat (no model), llamacpp (local SmolLM2 or [brain] model when it is a
+    GGUF), brain (the configured brain's chat endpoint). A summarizer that cannot be built is one
+    ``error`` event and the plain-text fallback."""
+    from app.brains import build_brain
+    from engine.brain import BrainError
+    from engine.summarizer import ChatSummarizer
+
+    kind = settings.brain.summarizer
+    if kind in ("", "concat"):
+        return ConcatSummarizer()
+    try:
+        if kind == "llamacpp":
+            from plugins.brain.local_llm import LocalLLMBrain
+
+            model = settings.brain.model if settings.brain.model.endswith(".gguf") else ""
+            brain = LocalLLMBrain(model=model)
+        elif kind == "brain":
+            brain = build_brain(settings.brain)
+            if brain is None or not hasattr(brain, "chat"):
+                raise BrainError("[brain] summarizer = 'brain' needs an openai or llamacpp brain")
+        else:
+            raise BrainError(f"unknown [brain] summarizer {kind!r} (concat | llamacpp | brain)")
+    except BrainError as exc:
+        bus.emit(0.0, "error", where="summarizer", message=str(exc))
+        return ConcatSummarizer()
+    return ChatSummarizer(brain.chat, takes_images=getattr(brain, "takes_images", False))
+
+
+def build_delegator(settings: Settings, bus: EventBus, clock):
+    """A Delegator for ``[brain]`` when one is configured. A brain that cannot be built is one
+    ``error`` event and the session goes on without delegation."""
+    from app.brains import build_brain
+    from engine.brain import BrainError
+    from engine.delegation import DelegationOptions, Delegator
+
+    try:
+        brain = build_brain(settings.brain)
+    except BrainError as exc:
+        bus.emit(0.0, "error", where="brain", message=str(exc))
+        return None
+    if brain is None:
+        return None
+    opts = DelegationOptions(timeout_s=settings.brain.timeout_s, max_concurrent=settings.brain.max_concurrent)
+    return Delegator(brain, bus, now=clock.now, options=opts)

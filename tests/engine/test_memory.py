@@ -1,0 +1,127 @@
+"""Three-tier memory: budgets, boundaries and the never-blocking summarizer (DESIGN §5)."""
+
+import threading
+import time
+
+import pytest
+
+from engine.clock import VirtualClock
+from engine.events import EventBus
+from engine.memory import ConcatSummarizer, Memory, MemoryOptions, TurnRecord, estimate_tokens
+from engine.session import Session, SessionOptions
+from tests.engine.fakes import ArraySource, ScriptedBackend, solid
+
+
+class PrefixRecorder(ScriptedBackend):
+    """FAKE backend: answers every 7th second and records every chunk prefix it receives."""
+
+    def __init__(self):
+        super().__init__({})
+        self.tick_ms = []
+
+    def decide(self, max_tokens=128):
+        yield f"</response> Event {self._t}: the counter shows {self._t * 3}" if self._t % 7 == 0 else "</silence>"
+
+
+class VerboseSummarizer(ConcatSummarizer):
+    """FAKE summarizer with realistic sizes: ~300-token mid summaries, merges that shrink."""
+
+    def summarize(self, chunk):
+        return f"Chunk {chunk.index} ({chunk.start_t}-{chunk.end_t}s): " + "state details " * 100
+
+    def merge(self, texts, coarser=False):
+        return ("Gist: " if coarser else "Merged: ") + " / ".join(t[:250] for t in texts)[: 400 if coarser else 1200]
+
+
+@pytest.mark.slow
+def test_simulated_twelve_hours_stays_within_budget():
+    hours = 12
+    ticks = hours * 3600
+    frame = solid(10)
+    source = ArraySource([(float(i), frame) for i in range(ticks)])
+    opts = SessionOptions(keep_summary_frames=False,
+                          memory=MemoryOptions(chunk_ticks=200, mid_max=5, long_every=5, long_max_blocks=42,
+                                               long_max_tokens=4000, lead_ticks=20))
+    backend = PrefixRecorder()
+    bus = EventBus("12h")
+    summaries = []
+    bus.subscribe(lambda e: summaries.append(e) if e["type"] == "summary" else None)
+    memory = Memory(opts.memory, VerboseSummarizer())
+    session = Session(backend, source, bus=bus, clock=VirtualClock(), options=opts, memory=memory)
+    long_tokens_max = [0]
+    orig_boundary = memory.boundary
+
+    def boundary(t):
+        orig_boundary(t)
+        long_tokens_max[0] = max(long_tokens_max[0], sum(estimate_tokens(b) for b in memory.long))
+        assert len(memory.mid) <= 5 and len(memory.long) <= 42
+
+    memory.boundary = boundary
+    t0 = time.perf_counter()
+    result = session.run()
+    elapsed = time.perf_counter() - t0
+    assert result.ticks == ticks and result.skipped == 0
+    boundaries = ticks // 200
+    assert len(summaries) == boundaries  # every chunk boundary committed a summary
+    assert [s["start_t"] for s in summaries[:3]] == [0, 180, 380]  # carry-over turns start the next chunk
+    assert long_tokens_max[0] <= 4000
+    prefix_tokens = [estimate_tokens(p.text) for p in backend.prefixes]
+    assert len(prefix_tokens) == boundaries + 1
+    # bounded: long (≤4000) + 5 mids (~300 each) + carry-over + QA — never growing with the hours
+    assert max(prefix_tokens) < 4000 + 5 * 400 + 1200
+    # a plateau once the long tier is at its budget: the last quarter is no bigger than the third
+    q = len(prefix_tokens) // 4
+    assert max(prefix_tokens[-q:]) <= max(prefix_tokens[2 * q:3 * q]) * 1.1
+    # the first hours survive as a gist, not dropped
+    assert memory.long and memory.long[0].startswith("Gist")
+    assert elapsed < 120
+
+
+def test_late_summary_does_not_block_the_boundary_and_lands_later():
+    gate = threading.Event()
+
+    class Slow(ConcatSummarizer):
+        def summarize(self, chunk):
+            gate.wait(5)
+            return f"late summary of chunk {chunk.index}"
+
+    events = []
+    mem = Memory(MemoryOptions(chunk_ticks=4, lead_ticks=1, boundary_wait_s=0.05), Slow(),
+                 on_summary=lambda *a: events.append(a))
+    for t in range(4):
+        mem.record(TurnRecord(t, "</silence>"))
+        mem.maybe_submit(t)
+    t0 = time.perf_counter()
+    mem.boundary(3)
+    assert time.perf_counter() - t0 < 0.5 and mem.late_summaries == 1 and events == []
+    gate.set()
+    deadline = time.time() + 5
+    while not events and time.time() < deadline:
+        mem.poll()
+        time.sleep(0.01)
+    assert events and events[0][1] == "late summary of chunk 0"
+    assert "late summary of chunk 0" in mem.prefix_text()
+    mem.close()
+
+
+def test_failing_summarizer_degrades_to_text():
+    class Broken(ConcatSummarizer):
+        def summarize(self, chunk):
+            raise RuntimeError("model crashed")
+
+    mem = Memory(MemoryOptions(chunk_ticks=3, lead_ticks=1), Broken())
+    for t in range(3):
+        mem.record(TurnRecord(t, "</response> hello" if t == 1 else "</silence>"))
+        mem.maybe_submit(t)
+    mem.boundary(2)
+    assert "summarizer failed: model crashed" in mem.mid[0][2] and "hello" in mem.mid[0][2]
+    mem.close()
+
+
+def test_long_budget_merges_oldest_into_coarser_gist_instead_of_dropping():
+    mem = Memory(MemoryOptions(long_max_blocks=3, long_max_tokens=10_000), VerboseSummarizer())
+    mem.long = [f"block {i}" for i in range(3)]
+    mem.long.append("block 3")
+    mem._enforce_long_budget()
+    assert len(mem.long) == 3 and mem.long[0].startswith("Gist") and "block 0" in mem.long[0]
+    mem.close()
