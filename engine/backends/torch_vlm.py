@@ -30,8 +30,13 @@ SILENCE, RESPONSE = "</silence>", "</response>"
 
 
 def make_cache(kind: str, model_config, device: str, options: dict | None = None):
-    """``full`` → transformers DynamicCache; other kinds come from ``engine.kv`` (TailorKV & co)."""
+    """``full`` → a transformers DynamicCache (growing geometrically unless ``growable`` is False);
+    other kinds come from ``engine.kv`` (TailorKV & co)."""
     if kind in ("", "full"):
+        if (options or {}).get("growable", True):
+            from engine.backends.torch_growcache import GrowingDynamicCache
+
+            return GrowingDynamicCache(config=model_config)
         from transformers import DynamicCache
 
         return DynamicCache(config=model_config)

@@ -74,9 +74,12 @@ TICKS = [(0, (64, 64), None), (1, (96, 64), None), (2, (64, 128), None), (3, (12
          (4, (64, 64), None), (5, None, None), (6, (100, 70), None)]
 
 
-@pytest.mark.parametrize("name", list(BUILDERS))
-def test_incremental_ticks_match_one_full_forward(tiny_dirs, name):
-    b = _backend(tiny_dirs[name], greedy=False, temperature=1.0)
+@pytest.mark.parametrize("name,growable", [("qwen25vl", True), ("qwen3vl", True), ("qwen25vl", False)])
+def test_incremental_ticks_match_one_full_forward(tiny_dirs, name, growable):
+    b = _backend(tiny_dirs[name], greedy=False, temperature=1.0, options={"kv": {"growable": growable}})
+    assert (type(b.cache).__name__ if b.cache else "") == ""  # made per chunk
+    b.start_chunk(_prefix())
+    assert (type(b.cache).__name__ == "DynamicCache") == (not growable)
     b.start_chunk(_prefix("[Video History]\nA slide deck."))
     worst = 0.0
     for t, size, query in TICKS:
