@@ -137,6 +137,8 @@ def bench_llamacpp(name: str, ticks: int, window: int, naive_samples: int, max_t
                 naive.create_chat_completion(messages=msgs, max_tokens=max_tokens, temperature=0.0, stop=["\n"])
                 reset_ms[t] = (time.perf_counter() - t0) * 1000
         history.append((turn, answer))
+        if (t + 1) % 50 == 0:
+            print(f"  [{Path(model).name}] tick {t + 1}/{ticks}: last {inc_ms[-1]:.0f} ms", file=sys.stderr, flush=True)
     ctx_tokens = b.stats().tokens_context
     b.close()
     naive.close()
