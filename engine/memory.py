@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,7 +91,13 @@ class ConcatSummarizer:
 
 
 class Memory:
-    """Owns the tiers and schedules summaries. The session calls ``on_tick`` once per tick."""
+    """Owns the tiers and schedules summaries. Tick-side calls (record, maybe_submit, is_boundary,
+    boundary, poll, prefix_text) never run a model: summaries (one worker, in chunk order) and long-tier merges (a second
+    worker) run off the tick and are committed on the tick thread by ``poll``/``boundary``.
+
+    Tiers never overlap: ``mid`` holds at most ``mid_max`` chunk summaries; when one more arrives,
+    the oldest ``long_every`` leave ``mid`` and are merged into one long block (horizon
+    T_s·(1 + M + L·M))."""
 
     def __init__(self, options: MemoryOptions | None = None, summarizer: Summarizer | None = None,
                  on_summary=None):
@@ -98,15 +106,22 @@ class Memory:
         self.on_summary = on_summary  # callback(kind, text, start_t, end_t, latency_s)
         self.mid: list[tuple[int, int, str]] = []  # (start_t, end_t, text)
         self.long: list[str] = []
-        self._since_merge: list[str] = []
+        self.long_spans: list[tuple[int, int]] = []  # (start_t, end_t) of each long block
         self.chunk_index = 0
         self.chunk_start = 0
         self.turns: list[TurnRecord] = []
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="summarizer")
-        self._job: cf.Future | None = None
-        self._job_turns = 0
+        self._jobs: deque[cf.Future] = deque()  # summary jobs, oldest first (one worker: in order)
+        self._submitted_index = -1  # chunk index whose summary job is submitted
+        self._job_turns = 0  # turns of the current chunk covered by its submitted job
+        # merges get their own worker so a slow merge never delays the next chunk's summary
+        self._merge_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="summary-merge")
+        self._merge_batches: deque[list[tuple[int, int, str]]] = deque()
+        self._merge_job: cf.Future | None = None
         self._lock = threading.Lock()
         self.late_summaries = 0
+        self.degraded_summaries = 0
+        self.boundary_wait_s: list[float] = []  # how long each boundary actually waited
 
     # --- tick-side API -------------------------------------------------------------------------
     def record(self, turn: TurnRecord) -> None:
@@ -118,7 +133,8 @@ class Memory:
     def maybe_submit(self, t: int) -> None:
         """Submit the chunk's summary job ``lead_ticks`` before the boundary (never blocks)."""
         o = self.options
-        if self._job is None and self.ticks_in_chunk(t) >= o.chunk_ticks - o.lead_ticks and self.turns:
+        if (self._submitted_index < self.chunk_index and self.turns
+                and self.ticks_in_chunk(t) >= o.chunk_ticks - o.lead_ticks):
             self._submit()
 
     def is_boundary(self, t: int) -> bool:
@@ -131,73 +147,118 @@ class Memory:
         record = ChunkRecord(self.chunk_index, turns[0].t, turns[-1].t, turns, frames,
                              previous_summary=self.mid[-1][2] if self.mid else "")
         self._job_turns = len(turns)
-        self._job = self._pool.submit(self._run_summary, record)
+        self._submitted_index = self.chunk_index
+        if len(self._jobs) >= 3:
+            # The summarizer is more than two chunks behind: this chunk gets the instant text
+            # summary instead of queueing forever (memory stays bounded, every chunk commits).
+            self.degraded_summaries += 1
+            fut: cf.Future = cf.Future()
+            fut.set_result((record, ConcatSummarizer().summarize(record) + " (summarizer busy)", 0.0))
+            self._jobs.append(fut)
+            return
+        self._jobs.append(self._pool.submit(self._run_summary, record))
 
     def _run_summary(self, record: ChunkRecord) -> tuple[ChunkRecord, str, float]:
-        import time
-
         t0 = time.perf_counter()
         try:
-            text = self.summarizer.summarize(record)
+            text = self.summarizer.summarize(record).strip()
         except Exception as exc:  # noqa: BLE001 - a failing summarizer degrades to plain text
             text = ConcatSummarizer().summarize(record) + f" (summarizer failed: {exc})"
-        return record, text.strip(), time.perf_counter() - t0
+        return record, text or ConcatSummarizer().summarize(record), time.perf_counter() - t0
 
     def boundary(self, t: int) -> None:
         """Close the chunk at tick ``t``: wait (bounded) for its summary, commit what is ready,
         and start the next chunk with the carry-over turns."""
-        if self._job is None:
-            self._submit()
-        job = self._job
-        try:
-            record, text, latency = job.result(timeout=self.options.boundary_wait_s)
-            self._commit(record, text, latency)
-            self._job = None
-        except cf.TimeoutError:
-            self.late_summaries += 1  # keeps running; committed by poll() when it lands
-        carried = self.turns[self._job_turns:]
-        self.turns = carried
+        if self._submitted_index < self.chunk_index:
+            if self.turns:
+                self._submit()
+            else:
+                self._job_turns = 0
+        t0 = time.perf_counter()
+        if self._jobs and self._submitted_index == self.chunk_index:
+            # one worker runs jobs in order: the last job done means all earlier ones are done
+            cf.wait([self._jobs[-1]], timeout=self.options.boundary_wait_s)
+            if not self._jobs[-1].done():
+                self.late_summaries += 1  # keeps running; committed by poll() when it lands
+        self.boundary_wait_s.append(time.perf_counter() - t0)
+        self.turns = self.turns[self._job_turns:]
         self._job_turns = 0
         self.chunk_index += 1
         self.chunk_start = t + 1
+        self.poll()
 
     def poll(self) -> None:
-        """Commit a late summary once it is ready (called every tick; never blocks)."""
-        if self._job is not None and self._job.done() and self.turns is not None:
-            job, self._job = self._job, None
-            record, text, latency = job.result()
-            if record.index < self.chunk_index:
-                self._commit(record, text, latency)
-            else:  # submitted for the current chunk ahead of its boundary: keep it for boundary()
-                self._job = job
+        """Commit finished summaries (of closed chunks) and long-tier merges. Never blocks."""
+        while self._jobs and self._jobs[0].done():
+            record, text, latency = self._jobs[0].result()
+            if record.index >= self.chunk_index:
+                break  # submitted ahead of its boundary: committed when the chunk closes
+            self._jobs.popleft()
+            self._commit(record, text, latency)
+        if self._merge_job is not None and self._merge_job.done():
+            long, spans, block, span, latency = self._merge_job.result()
+            self._merge_job = None
+            with self._lock:
+                self.long, self.long_spans = long, spans
+            if self.on_summary:
+                self.on_summary("long", block, span[0], span[1], latency)
+        if self._merge_job is None and self._merge_batches:
+            batch = self._merge_batches.popleft()
+            self._merge_job = self._merge_pool.submit(self._run_merge, batch, list(self.long), list(self.long_spans))
 
     # --- tiers ---------------------------------------------------------------------------------
     def _commit(self, record: ChunkRecord, text: str, latency: float) -> None:
         o = self.options
         with self._lock:
             self.mid.append((record.start_t, record.end_t, text))
-            self._since_merge.append(text)
-            if len(self._since_merge) >= o.long_every:
-                self.long.append(self.summarizer.merge(self._since_merge))
-                self._since_merge = []
-            self.mid = self.mid[-o.mid_max:]
-            self._enforce_long_budget()
+            if len(self.mid) > o.mid_max:
+                n = max(len(self.mid) - o.mid_max, min(o.long_every, len(self.mid)))
+                batch, self.mid = self.mid[:n], self.mid[n:]
+                self._merge_batches.append(batch)
         if self.on_summary:
             self.on_summary("mid", text, record.start_t, record.end_t, latency)
 
-    def _enforce_long_budget(self) -> None:
+    def _run_merge(self, batch, long: list[str], spans: list[tuple[int, int]]):
+        """Worker: merge a batch of mid summaries into a long block, then hold the budget."""
+        t0 = time.perf_counter()
+        texts = [x[2] for x in batch]
+        try:
+            block = self.summarizer.merge(texts).strip()
+        except Exception as exc:  # noqa: BLE001
+            block = ConcatSummarizer().merge(texts) + f" (merge failed: {exc})"
+        span = (batch[0][0], batch[-1][1])
+        long, spans = long + [block], spans + [span]
+        long, spans = self._within_budget(long, spans)
+        return long, spans, block, span, time.perf_counter() - t0
+
+    def _within_budget(self, long: list[str], spans: list[tuple[int, int]]):
         o = self.options
-        while len(self.long) > 1 and (
-            len(self.long) > o.long_max_blocks or sum(estimate_tokens(b) for b in self.long) > o.long_max_tokens
-        ):
+        while len(long) > 1 and (len(long) > o.long_max_blocks
+                                 or sum(estimate_tokens(b) for b in long) > o.long_max_tokens):
             # Merge the two oldest blocks into a coarser gist: the first hours stay, only coarser.
-            self.long[:2] = [self.summarizer.merge(self.long[:2], coarser=True)]
+            try:
+                gist = self.summarizer.merge(long[:2], coarser=True).strip()
+            except Exception:  # noqa: BLE001
+                gist = ConcatSummarizer().merge(long[:2], coarser=True)
+            if estimate_tokens(gist) >= sum(estimate_tokens(b) for b in long[:2]):
+                gist = ConcatSummarizer().merge([gist], coarser=True)  # a merge must shrink
+            long[:2] = [gist]
+            spans[:2] = [(spans[0][0], spans[1][1])]
+        if len(long) == 1 and estimate_tokens(long[0]) > o.long_max_tokens:
+            long[0] = long[0][: o.long_max_tokens * 4 - 1] + "…"
+        return long, spans
+
+    def _enforce_long_budget(self) -> None:
+        spans = self.long_spans if len(self.long_spans) == len(self.long) else [(0, 0)] * len(self.long)
+        self.long, self.long_spans = self._within_budget(list(self.long), list(spans))
 
     def prefix_text(self) -> str:
         """The memory part of the next chunk's prefix: long blocks, then mid summaries, then the
         carry-over turns as text."""
         with self._lock:
-            parts = [f"[Long-term] {b}" for b in self.long]
+            spans = self.long_spans if len(self.long_spans) == len(self.long) else [None] * len(self.long)
+            parts = [f"[Long-term {sp[0]}s ~ {sp[1]}s] {b}" if sp else f"[Long-term] {b}"
+                     for b, sp in zip(self.long, spans, strict=True)]
             parts += [f"<{s}s ~ {e}s>\n{text}" for s, e, text in self.mid]
         carry = [f"<{tr.t}s> {tr.decision}" for tr in self.turns if tr.decision != "</silence>"]
         if carry:
@@ -206,3 +267,4 @@ class Memory:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._merge_pool.shutdown(wait=False, cancel_futures=True)

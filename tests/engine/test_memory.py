@@ -45,7 +45,9 @@ def test_simulated_twelve_hours_stays_within_budget():
     backend = PrefixRecorder()
     bus = EventBus("12h")
     summaries = []
-    bus.subscribe(lambda e: summaries.append(e) if e["type"] == "summary" else None)
+    longs = []
+    bus.subscribe(lambda e: summaries.append(e) if e["type"] == "summary" and e["kind"] == "mid" else None)
+    bus.subscribe(lambda e: longs.append(e) if e["type"] == "summary" and e["kind"] == "long" else None)
     memory = Memory(opts.memory, VerboseSummarizer())
     session = Session(backend, source, bus=bus, clock=VirtualClock(), options=opts, memory=memory)
     long_tokens_max = [0]
@@ -55,6 +57,9 @@ def test_simulated_twelve_hours_stays_within_budget():
         orig_boundary(t)
         long_tokens_max[0] = max(long_tokens_max[0], sum(estimate_tokens(b) for b in memory.long))
         assert len(memory.mid) <= 5 and len(memory.long) <= 42
+        # tiers never overlap: every mid summary starts after the last long block ends
+        if memory.long_spans and memory.mid:
+            assert memory.mid[0][0] > memory.long_spans[-1][1]
 
     memory.boundary = boundary
     t0 = time.perf_counter()
@@ -74,6 +79,10 @@ def test_simulated_twelve_hours_stays_within_budget():
     assert max(prefix_tokens[-q:]) <= max(prefix_tokens[2 * q:3 * q]) * 1.1
     # the first hours survive as a gist, not dropped
     assert memory.long and memory.long[0].startswith("Gist")
+    assert memory.long_spans[0][0] == 0  # ... and the gist still covers the first second
+    assert len(longs) >= boundaries // 5 - 2 and memory.late_summaries == 0
+    # no tick waited on memory: each boundary's bounded wait was short (the fake is instant)
+    assert max(memory.boundary_wait_s) < 0.5
     assert elapsed < 120
 
 
@@ -124,4 +133,65 @@ def test_long_budget_merges_oldest_into_coarser_gist_instead_of_dropping():
     mem.long.append("block 3")
     mem._enforce_long_budget()
     assert len(mem.long) == 3 and mem.long[0].startswith("Gist") and "block 0" in mem.long[0]
+    mem.close()
+
+
+def test_slow_merge_runs_off_the_tick_thread_and_lands_later():
+    gate = threading.Event()
+
+    class SlowMerge(ConcatSummarizer):
+        def merge(self, texts, coarser=False):
+            gate.wait(5)
+            return "merged " + " + ".join(t.split(":")[0] for t in texts)
+
+    events = []
+    mem = Memory(MemoryOptions(chunk_ticks=2, lead_ticks=0, mid_max=2, long_every=2, boundary_wait_s=1.0),
+                 SlowMerge(), on_summary=lambda *a: events.append(a))
+    t0 = time.perf_counter()
+    for t in range(8):
+        mem.record(TurnRecord(t, f"</response> said {t}"))
+        mem.maybe_submit(t)
+        mem.poll()
+        if mem.is_boundary(t):
+            mem.boundary(t)
+    assert time.perf_counter() - t0 < 1.0  # four boundaries, merges pending, nothing waited on them
+    assert [e[0] for e in events] == ["mid"] * 4 and mem.long == []
+    assert [m[0] for m in mem.mid] == [6] or len(mem.mid) <= 2
+    gate.set()
+    deadline = time.time() + 5
+    while not any(e[0] == "long" for e in events) and time.time() < deadline:
+        mem.poll()
+        time.sleep(0.01)
+    assert mem.long and mem.long[0].startswith("merged Seconds 0") and mem.long_spans[0] == (0, 3)
+    text = mem.prefix_text()
+    assert text.startswith("[Long-term 0s ~ 3s]") and "said 0" not in text.split("\n", 1)[1]
+    mem.close()
+
+
+def test_summarizer_far_behind_degrades_instead_of_queueing_forever():
+    gate = threading.Event()
+
+    class Stuck(ConcatSummarizer):
+        def summarize(self, chunk):
+            gate.wait(5)
+            return f"real {chunk.index}"
+
+    events = []
+    mem = Memory(MemoryOptions(chunk_ticks=2, lead_ticks=0, boundary_wait_s=0.01), Stuck(),
+                 on_summary=lambda *a: events.append(a))
+    for t in range(12):
+        mem.record(TurnRecord(t, "</silence>"))
+        mem.maybe_submit(t)
+        mem.poll()
+        if mem.is_boundary(t):
+            mem.boundary(t)
+    assert mem.degraded_summaries == 3 and len(mem._jobs) == 6 and events == []
+    gate.set()
+    deadline = time.time() + 5
+    while len(events) < 6 and time.time() < deadline:
+        mem.poll()
+        time.sleep(0.01)
+    # every chunk committed, in order: the first three by the model, the rest as instant text
+    assert [e[2] for e in events] == [0, 2, 4, 6, 8, 10]
+    assert [e[1].startswith("real") for e in events] == [True] * 3 + [False] * 3
     mem.close()
