@@ -152,6 +152,10 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     model, tok, gguf = load_model()
+    import engine.kv as kv
+
+    # sink/tailor caches attend through the query-aware function; untagged caches get plain causal SDPA
+    model.set_attn_implementation(kv.ATTN_IMPLEMENTATION)
     text, source = long_text(60_000 if args.quick else 250_000)
     tokens = tok(text, return_tensors="pt").input_ids
     need = p["lengths"][-1] + p["cont"]
