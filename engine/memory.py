@@ -92,8 +92,8 @@ class ConcatSummarizer:
 
 class Memory:
     """Owns the tiers and schedules summaries. Tick-side calls (record, maybe_submit, is_boundary,
-    boundary, poll, prefix_text) never run a model: summaries (one worker, in chunk order) and long-tier merges (a second
-    worker) run off the tick and are committed on the tick thread by ``poll``/``boundary``.
+    boundary, poll, prefix_text) never run a model: summaries (one worker, in chunk order) and
+    long-tier merges (a second worker) run off the tick; ``poll``/``boundary`` commit them.
 
     Tiers never overlap: ``mid`` holds at most ``mid_max`` chunk summaries; when one more arrives,
     the oldest ``long_every`` leave ``mid`` and are merged into one long block (horizon
