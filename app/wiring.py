@@ -97,8 +97,8 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
         mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
     )
     clock = VirtualClock() if fast else RealClock()
-    delegator = build_delegator(settings, bus, clock)
     memory = Memory(settings.memory, build_summarizer(settings, bus))
+    delegator = build_delegator(settings, bus, clock, context=memory.context_text)
     session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator, memory=memory)
     return Built(session, bus, closers)
 
@@ -132,7 +132,7 @@ def build_summarizer(settings: Settings, bus: EventBus):
     return ChatSummarizer(brain.chat, takes_images=getattr(brain, "takes_images", False))
 
 
-def build_delegator(settings: Settings, bus: EventBus, clock):
+def build_delegator(settings: Settings, bus: EventBus, clock, context=None):
     """A Delegator for ``[brain]`` when one is configured. A brain that cannot be built is one
     ``error`` event and the session goes on without delegation."""
     from app.brains import build_brain
@@ -147,4 +147,4 @@ def build_delegator(settings: Settings, bus: EventBus, clock):
     if brain is None:
         return None
     opts = DelegationOptions(timeout_s=settings.brain.timeout_s, max_concurrent=settings.brain.max_concurrent)
-    return Delegator(brain, bus, now=clock.now, options=opts)
+    return Delegator(brain, bus, now=clock.now, options=opts, context=context)

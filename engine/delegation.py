@@ -88,7 +88,12 @@ class Delegator:
     def on_decision(self, decision: Decision, t: float, standing_query: str) -> None:
         if decision.action != "delegate":
             return
-        task = Task(f"bg-{next(self._seq)}-{uuid.uuid4().hex[:8]}", t, decision.delegate_query)
+        # an empty question falls back to the user's standing question (seed_systems §1.5)
+        question = (decision.delegate_query or "").strip() or standing_query.strip()
+        if not question:
+            self.bus.emit(t, "delegate_error", task_id="", query="", message="delegation without a question")
+            return
+        task = Task(f"bg-{next(self._seq)}-{uuid.uuid4().hex[:8]}", t, question)
         with self._lock:
             running = sum(1 for x in self._tasks.values() if x.future and not x.future.done())
             if running >= self.options.max_pending:
@@ -98,6 +103,8 @@ class Delegator:
             self._tasks[task.id] = task
         frames = list(self._ring)[-self.options.frames_to_brain:] if getattr(self.brain, "takes_images", False) else []
         context = self.context()
+        if standing_query.strip():
+            context = f"The user's standing question: {standing_query.strip()}\n{context}"
         self.bus.emit(t, "delegate_started", task_id=task.id, query=task.question, note=decision.text,
                       frames=len(frames), brain=getattr(self.brain, "name", "brain"))
         task.future = self._pool.submit(self._run, task, context, frames)

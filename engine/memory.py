@@ -265,6 +265,13 @@ class Memory:
             parts.append("[Recent]\n" + "\n".join(carry[-20:]))
         return "\n".join(parts)
 
+    def context_text(self, recent: int = 30) -> str:
+        """What a background brain gets as stream context: the memory prefix plus the current
+        chunk's recent non-silent turns (safe to call from any thread)."""
+        turns = [tr for tr in list(self.turns) if tr.decision != "</silence>" or tr.query]
+        lines = [f"<{tr.t}s> {tr.decision}" + (f" (user: {tr.query})" if tr.query else "") for tr in turns[-recent:]]
+        return self.prefix_text() + ("\n[Current]\n" + "\n".join(lines) if lines else "")
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._merge_pool.shutdown(wait=False, cancel_futures=True)

@@ -202,3 +202,27 @@ def test_vlm_brain_gets_images_through_the_server(test_assets):
     done = next(e for e in events if e["type"] in ("delegate_result", "delegate_error"))
     # random weights: the text may be empty (→ a clear error) but the request with images succeeded
     assert done["type"] == "delegate_result" or "empty answer" in done["message"], done
+
+
+def test_wiring_builds_delegator_with_stream_context_and_question_fallback(tmp_path):
+    from app.config import Settings
+    from app.wiring import build_session
+
+    settings = Settings()
+    settings.brain.kind = "echo"
+    backend = TimedBackend({3: "</response> The counter reads 41.", 6: "</response> One moment. </delegation>"})
+    frames = [(float(i), solid(i * 9 % 255)) for i in range(12)]
+    built = build_session(settings, fast=True, backend=backend, source=ArraySource(frames),
+                          store=str(tmp_path / "s.sqlite"))
+    events = []
+    built.bus.subscribe(events.append)
+    brain = built.session.delegator.brain
+    built.session.submit_query("what does the counter read?", at=0.0)
+    built.session.run()
+    assert wait_for(lambda: any(e["type"] == "delegate_result" for e in events))
+    question, context, n_frames = brain.calls[0]
+    assert question == "what does the counter read?"  # empty delegate question → the user's question
+    assert "The counter reads 41." in context and "standing question" in context
+    assert n_frames == 0  # the echo brain takes no images
+    for close in built.closers:
+        close()
