@@ -38,6 +38,29 @@ def parse_time(question: str) -> float | None:
     return None
 
 
+def resolve_time(question: str, started_wall: str | None, end_t: float) -> float | None:
+    """Stream seconds for the question. "10:32" is first read as stream time (mm:ss); when that lies
+    past the session's end, as the local wall-clock time 10:32 during the session."""
+    t = parse_time(question)
+    m = re.search(r"\b(\d{1,2}):(\d{2})\b(?!:)", question)
+    if m and started_wall and (t is None or t > end_t + 60):
+        import datetime as dt
+
+        try:
+            start = dt.datetime.fromisoformat(started_wall).astimezone()  # local time zone
+        except ValueError:
+            return t
+        h, mi = int(m.group(1)), int(m.group(2))
+        if h < 24 and mi < 60:
+            target = start.replace(hour=h, minute=mi, second=0, microsecond=0)
+            if target < start - dt.timedelta(minutes=1):
+                target += dt.timedelta(days=1)
+            offset = (target - start).total_seconds()
+            if -60 <= offset <= end_t + 60:
+                return max(0.0, offset)
+    return t
+
+
 def describe(e: dict) -> str:
     t = e["t"]
     stamp = f"{int(t) // 60:02d}:{int(t) % 60:02d}"
@@ -48,10 +71,11 @@ def describe(e: dict) -> str:
 
 def retrieve(db: SqliteStore, session: str, question: str, window_s: float = 60.0, limit: int = 40) -> list[dict]:
     """Events near the asked-about time, plus FTS matches for the question's words."""
-    events = [e for e in db.events(session) if e["type"] in ("decision", "query", "utterance", "summary",
-                                                             "delegate_result")]
+    all_events = db.events(session)
+    events = [e for e in all_events if e["type"] in ("decision", "query", "utterance", "summary", "delegate_result")]
     chosen: dict[tuple, dict] = {}
-    t = parse_time(question)
+    started = next((s["started_wall"] for s in db.sessions() if s["session"] == session), None)
+    t = resolve_time(question, started, max((e["t"] for e in all_events), default=0.0))
     if t is not None:
         for e in events:
             if abs(e["t"] - t) <= window_s and (e["type"] != "decision" or e.get("action") != "silence"):

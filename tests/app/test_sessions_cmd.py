@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.commands.sessions import parse_time, retrieve
+from app.commands.sessions import parse_time, resolve_time, retrieve
 from engine.events import EventBus
 from engine.log import SqliteStore
 
@@ -41,6 +41,16 @@ def test_retrieval_by_time_and_text(tmp_path):
     assert [e["text"] for e in near if e["type"] == "decision"] == ["The checkout button turned green."]
     banner = retrieve(db, "20261124-101500-abc123", "when was the SALE banner?")
     assert any("SALE" in e["text"] for e in banner)
+
+
+def test_clock_time_past_the_stream_end_reads_as_wall_clock():
+    import datetime as dt
+
+    start = dt.datetime(2026, 11, 24, 10, 30, 0).astimezone()  # local 10:30, a 5-minute session
+    wall = start.astimezone(dt.UTC).isoformat()
+    assert resolve_time("what happened around 10:32?", wall, end_t=300) == 120  # 10:30 → 10:32
+    assert resolve_time("around 10:32?", wall, end_t=700) == 632  # within the stream: mm:ss
+    assert resolve_time("around 23:10?", wall, end_t=300) == 23 * 60 + 10  # neither fits: mm:ss stays
 
 
 def run(*args):
