@@ -46,3 +46,27 @@ def test_real_smollm2_summarizes_and_merges():
     mid = s.summarize(chunk())
     merged = s.merge([mid, "Later the item sold out at 20s."])
     assert mid and merged and mid != merged  # a real model's words (content not asserted: 135M params)
+
+
+@pytest.mark.slow
+def test_vlm_summarizer_sends_the_chunk_frames_through_the_server(test_assets):
+    """The image path: the tiny VLM (random weights) behind llama_cpp.server accepts the chunk's
+    frames; a rejected image request would raise here (ChatSummarizer does not swallow errors)."""
+    pytest.importorskip("llama_cpp")
+    from plugins.brain.openai_chat import OpenAIChatBrain
+    from tests.llama_server import start_llama_server
+
+    model, mmproj = test_assets / "qwen25vl-tiny-f32.gguf", test_assets / "qwen25vl-tiny-mmproj-f32.gguf"
+    c = chunk()
+    c.frames = [(0, np.full((64, 64, 3), 200, np.uint8)), (5, np.zeros((64, 64, 3), np.uint8))]
+    with start_llama_server(model, mmproj=mmproj, chat_format="qwen2.5-vl", n_ctx=4096) as server:
+        brain = OpenAIChatBrain(url=server.url + "/v1", model=model.name, takes_images=True)
+        sent = []
+
+        def chat(messages, max_tokens):
+            sent.append(messages)
+            return brain.chat(messages, max_tokens)
+
+        out = ChatSummarizer(chat, takes_images=True, mid_tokens=8).summarize(c)
+    assert sum(p.get("type") == "image_url" for p in sent[0][1]["content"]) == 2
+    assert out.strip()  # the model's words, or the text fallback when random weights say nothing
