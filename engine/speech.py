@@ -46,6 +46,15 @@ class TTSEngine(Protocol):
 
 
 @dataclass
+def spoken_digest(text: str, limit: int = 300) -> str:
+    """The first sentences of a brain's digest, at most ``limit`` characters (cut at a sentence)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(p, 0, limit) for p in (". ", "! ", "? "))
+    return text[: cut + 1] if cut > 0 else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
 class SpeakerOptions:
     """overlap: what a new response does while another utterance plays (``text_only`` is the
     reference system's rule: the new one is shown only). speak_delegate: speak the holding note of a
@@ -170,6 +179,13 @@ class Speaker:
         return self
 
     def on_event(self, event: Event) -> None:
+        if event.get("type") == "delegate_result" and self.options.speak_delegate:
+            # The brain's digest is spoken once it is back (bounded: the first sentences only; the
+            # whole digest is shown in the transcript and folded into the model's context).
+            spoken = spoken_digest(event.get("text") or "")
+            if spoken:
+                self.say(spoken, decision_t=float(event.get("t", self.now())))
+            return
         if event.get("type") != "decision":
             return
         action, text = event.get("action"), (event.get("text") or "").strip()

@@ -60,6 +60,16 @@ def test_response_and_delegate_decisions_are_spoken_silence_is_not(rig):
     assert started[0]["decision_t"] == 2 and started[0]["first_audio_ms"] >= 0
 
 
+def test_brain_result_is_spoken_in_brief(rig):
+    from engine.speech import spoken_digest
+
+    sp, tts, bus, clock, events = rig(time_scale=0.01)
+    bus.emit(9, "delegate_result", task_id="bg-1", query="why?", text="Lima is the capital. " * 40)
+    assert wait_for(lambda: not sp.speaking and len(tts.spoken) == 1)
+    assert tts.spoken[0].text == spoken_digest("Lima is the capital. " * 40)
+    assert tts.spoken[0].text.endswith("capital.") and len(tts.spoken[0].text) <= 300
+
+
 def test_text_only_overlap_shows_new_response_without_speaking(rig):
     sp, tts, bus, *_ = rig("text_only")
     h1 = sp.say(LONG)
