@@ -45,7 +45,6 @@ class TTSEngine(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
 def spoken_digest(text: str, limit: int = 300) -> str:
     """The first sentences of a brain's digest, at most ``limit`` characters (cut at a sentence)."""
     text = " ".join(text.split())
@@ -55,6 +54,7 @@ def spoken_digest(text: str, limit: int = 300) -> str:
     return text[: cut + 1] if cut > 0 else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+@dataclass
 class SpeakerOptions:
     """overlap: what a new response does while another utterance plays (``text_only`` is the
     reference system's rule: the new one is shown only). speak_delegate: speak the holding note of a
