@@ -17,7 +17,9 @@ session actually made (every non-silent decision, with its tick):
 - **Duplicate-reply rate** (ProactiveVideoQA's "duplicate", judged there by an LLM): the share of
   replies that add nothing to an *earlier* reply of the same clip — every content word already said
   in one earlier reply, or near-identical text (similarity ≥ 0.9). Shared templates ("Now on
-  screen: X") are not duplicates when X is new. The trap: PAUC-style scores reward spam.
+  screen: X") are not duplicates when X is new, and neither is the reply that answers its own
+  expected response (the ground truth says a new answer was due there, e.g. a second corner kick).
+  The trap: PAUC-style scores reward spam.
 - **False alarms per minute of silence**: FP / (seconds outside every window / 60).
 - **Tick latency** p50/p95 of the session's per-tick total latency.
 """
@@ -128,11 +130,12 @@ def _content(text: str) -> set[str]:
     return {w for w in _norm(text).split() if w not in _FILLER}
 
 
-def duplicates(replies: list[Reply], threshold: float = DUPLICATE_SIMILARITY) -> int:
-    """Replies whose content words were all said in one earlier reply, or that nearly equal one."""
+def duplicates(replies: list[Reply], threshold: float = DUPLICATE_SIMILARITY, answers: set[int] = frozenset()) -> int:
+    """Replies whose content words were all said in one earlier reply, or that nearly equal one;
+    ``answers`` holds the indices of replies matched to an expected response (never duplicates)."""
     seen = [(_content(r.text), r.text) for r in replies]
     return sum(1 for i, (words, text) in enumerate(seen)
-               if any(words <= w or similarity(text, t) >= threshold for w, t in seen[:i]))
+               if i not in answers and any(words <= w or similarity(text, t) >= threshold for w, t in seen[:i]))
 
 
 def silent_seconds(expected: list[Expected], duration: int) -> int:
@@ -172,12 +175,12 @@ class ClipScore:
 def score_clip(ann: dict, replies: list[Reply], latencies_ms: list[float] | None = None) -> ClipScore:
     exp = expected_from_annotation(ann)
     duration = int(ann.get("duration", 0))
-    tp, fp, fn, _ = match(exp, replies)
+    tp, fp, fn, matched = match(exp, replies)
     hits = po_hits(exp, replies, question_times(ann))
     return ClipScore(
         name=ann.get("video_name", ""), family=ann.get("task_type", ""), duration=duration, tp=tp, fp=fp, fn=fn,
         po_hits=sum(hits), po_total=len(hits), pauc_sum=sum(pauc(e, replies) for e in exp), replies=len(replies),
-        duplicates=duplicates(replies), silent_s=silent_seconds(exp, duration), latencies_ms=list(latencies_ms or []),
+        duplicates=duplicates(replies, answers={m for m in matched if m is not None}), silent_s=silent_seconds(exp, duration), latencies_ms=list(latencies_ms or []),
     )
 
 

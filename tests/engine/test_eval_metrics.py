@@ -78,6 +78,13 @@ def test_duplicates_and_silent_seconds():
     # a shared template with new content is not a duplicate; a reply that only re-says old words is
     assert duplicates([Reply(1, "Now on screen: Deserts."), Reply(9, "Now on screen: Comets.")]) == 0
     assert duplicates([Reply(1, "The kettle is sold out now."), Reply(9, "Kettle sold out")]) == 1
+    # a repeat that answers its own expected response (a second corner kick) is not a duplicate
+    corners = [Reply(10, "New: CORNER KICK."), Reply(50, "New: CORNER KICK."), Reply(51, "New: CORNER KICK.")]
+    assert duplicates(corners) == 2 and duplicates(corners, answers={0, 1}) == 1
+    ann = {"duration": 60, "question": [], "response": [
+        {"content": "c", "time": "10", "window": [10, 14], "keywords": ["corner"]},
+        {"content": "c", "time": "50", "window": [50, 54], "keywords": ["corner"]}]}
+    assert score_clip(ann, corners).duplicates == 1
     assert silent_seconds([E1, E2], 60) == 60 - 5 - 4
 
 
