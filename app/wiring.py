@@ -47,7 +47,11 @@ def backend_config(settings: Settings) -> BackendConfig:
         quantization=b.quantization, kv_cache=b.kv_cache, kv_type=b.kv_type, n_ctx=b.n_ctx,
         temperature=b.temperature, top_p=b.top_p, top_k=b.top_k, greedy=b.greedy,
         silence_bias=settings.talk.silence_bias, url=b.url, api_key_env=b.api_key_env, timeout_s=b.timeout_s,
-        options={"heuristic": vars(settings.heuristic)},
+        options={
+            "heuristic": vars(settings.heuristic),
+            "llamacpp": {"n_threads": b.n_threads or None, "n_gpu_layers": b.n_gpu_layers, "text_only": b.text_only},
+            "openai": {"images": b.images, "retries": b.retries},
+        },
     )
 
 
