@@ -63,7 +63,7 @@ class BackendSettings:
     api_key_env: str = ""
     timeout_s: float = 30.0
     n_threads: int = 0  # llamacpp: CPU threads (0 = llama.cpp's default)
-    n_gpu_layers: int = -1  # llamacpp: layers offloaded to the GPU when the build has one (-1 = all)
+    n_gpu_layers: int = -1  # llamacpp: layers on the GPU (-1 = all when the build has a GPU, else none)
     text_only: bool = False  # llamacpp: ignore a projector beside the model
     images: bool = True  # openai: send frames (False for text-only servers)
     retries: int = 2  # openai: extra tries on connection errors, 408, 429 and 5xx

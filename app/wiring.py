@@ -49,7 +49,7 @@ def backend_config(settings: Settings) -> BackendConfig:
         silence_bias=settings.talk.silence_bias, url=b.url, api_key_env=b.api_key_env, timeout_s=b.timeout_s,
         options={
             "heuristic": vars(settings.heuristic),
-            "llamacpp": {"n_threads": b.n_threads or None, "n_gpu_layers": b.n_gpu_layers, "text_only": b.text_only},
+            "llamacpp": {"n_threads": b.n_threads or None, "n_gpu_layers": None if b.n_gpu_layers < 0 else b.n_gpu_layers, "text_only": b.text_only},
             "openai": {"images": b.images, "retries": b.retries},
         },
     )
