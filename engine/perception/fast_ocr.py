@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from engine.perception.ocr import TextLine, available
+from engine.perception.ocr import TextLine, available, run_engine
 
 _engine = None
 _lock = threading.Lock()
@@ -40,17 +40,4 @@ def read_lines(rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
     """Text lines top to bottom from an RGB uint8 [H, W, 3] frame; [] when rapidocr is missing."""
     if not available():
         return []
-    engine = _get_engine()
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    with _lock:
-        out = engine(bgr)
-    if out is None or out.txts is None:
-        return []
-    lines = []
-    for box, text, score in zip(out.boxes, out.txts, out.scores, strict=False):
-        if score < min_score or not text.strip():
-            continue
-        ys = [p[1] for p in box]
-        lines.append(TextLine(text.strip(), float(score), float(max(ys) - min(ys)), float(min(ys))))
-    lines.sort(key=lambda ln: ln.top)
-    return lines
+    return run_engine(_get_engine(), _lock, rgb, min_score)

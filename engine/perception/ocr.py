@@ -40,13 +40,10 @@ def _get_engine():
         return _engine
 
 
-def read_lines(rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
-    """Text lines in reading order (top to bottom). RGB uint8 [H, W, 3]."""
-    if not available():
-        return []
-    engine = _get_engine()
+def run_engine(engine, lock: threading.Lock, rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
+    """Run a RapidOCR engine on an RGB uint8 [H, W, 3] frame: lines top to bottom, low scores dropped."""
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    with _lock:  # the ONNX sessions are not documented as thread-safe
+    with lock:  # the ONNX sessions are not documented as thread-safe
         out = engine(bgr)
     if out is None or out.txts is None:
         return []
@@ -58,6 +55,13 @@ def read_lines(rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
         lines.append(TextLine(text.strip(), float(score), float(max(ys) - min(ys)), float(min(ys))))
     lines.sort(key=lambda ln: ln.top)
     return lines
+
+
+def read_lines(rgb: np.ndarray, min_score: float = 0.5) -> list[TextLine]:
+    """Text lines in reading order (top to bottom). RGB uint8 [H, W, 3]."""
+    if not available():
+        return []
+    return run_engine(_get_engine(), _lock, rgb, min_score)
 
 
 def headline(lines: list[TextLine]) -> str:
