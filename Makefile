@@ -34,12 +34,19 @@ install-test: apt $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/presence run --source assets/demo/lecture_slides.mp4 $(ARGS)
 
+TEST_ENV = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
+	  PRESENCE_TEST_ASSETS=$${PRESENCE_TEST_ASSETS:-$$( [ -d $(ASSETS) ] && echo $(ASSETS) )}
+
+# The Qt tests run in their own process: PySide6 6.12 on CPython 3.11 occasionally segfaults (see
+# ui/_none_refcount.py). That process is rerun once only when it dies from a signal (exit > 128),
+# never when a test fails.
 test: install-test
 	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
 	$(VENV)/bin/lint-imports
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
-	  PRESENCE_TEST_ASSETS=$${PRESENCE_TEST_ASSETS:-$$( [ -d $(ASSETS) ] && echo $(ASSETS) )} \
-	  $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q --ignore=tests/ui $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q tests/ui $(PYTEST_ARGS) || { rc=$$?; \
+	  if [ $$rc -gt 128 ]; then echo "Qt test process crashed (exit $$rc); rerunning it once"; \
+	    $(TEST_ENV) $(PY) -m pytest -q tests/ui $(PYTEST_ARGS); else exit $$rc; fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
