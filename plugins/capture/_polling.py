@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from engine.frames import Frame
+from engine.source import FrameSource
 
 
 def poll_frames(grab: Callable[[], np.ndarray | None], fps: float, label: str, stop: threading.Event,
@@ -29,3 +30,35 @@ def poll_frames(grab: Callable[[], np.ndarray | None], fps: float, label: str, s
             stop.wait(delay)
         else:
             next_at = time.monotonic()  # fell behind: do not try to catch up with a burst
+
+
+class PolledSource(FrameSource):
+    """A live source read by polling ``_grab`` every 1/fps seconds until ``close``.
+
+    Subclasses implement ``open``, ``_is_open``, ``_grab`` (RGB, or None to skip a beat) and
+    ``_release``; frames() and close() are shared.
+    """
+
+    live = True
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self._stop = threading.Event()
+
+    def _is_open(self) -> bool:
+        raise NotImplementedError
+
+    def _grab(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the device (called by ``close`` after the polling loop was told to stop)."""
+
+    def frames(self) -> Iterator[Frame]:
+        if not self._is_open():
+            self.open()
+        yield from poll_frames(self._grab, self.fps, self.label, self._stop)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._release()

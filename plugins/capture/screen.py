@@ -9,14 +9,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import threading
-from collections.abc import Iterator
 
 import numpy as np
 
-from engine.frames import Frame
-from engine.source import FrameSource, SourceError
-from plugins.capture._polling import poll_frames
+from engine.source import SourceError
+from plugins.capture._polling import PolledSource
 
 
 def _no_display_reason() -> str:
@@ -27,17 +24,15 @@ def _no_display_reason() -> str:
     return ""
 
 
-class ScreenSource(FrameSource):
-    live = True
+class ScreenSource(PolledSource):
 
     def __init__(self, monitor: int = 1, fps: float = 2.0, region: tuple[int, int, int, int] | None = None):
+        super().__init__(fps)
         self.monitor = monitor
-        self.fps = fps
         self.region = region  # (left, top, width, height) in screen pixels, for window capture
         self.label = f"screen:{monitor}"
         self._sct = None
         self._box: dict | None = None
-        self._stop = threading.Event()
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -78,19 +73,16 @@ class ScreenSource(FrameSource):
         bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
         return np.ascontiguousarray(bgra[:, :, 2::-1])  # BGRA → RGB
 
-    def _grab_or_fail(self) -> np.ndarray:
+    def _is_open(self) -> bool:
+        return self._sct is not None
+
+    def _grab(self) -> np.ndarray:
         try:
             return self.grab()
         except Exception as exc:  # noqa: BLE001
             raise SourceError(f"screen capture failed: {exc}") from None
 
-    def frames(self) -> Iterator[Frame]:
-        if self._sct is None:
-            self.open()
-        yield from poll_frames(self._grab_or_fail, self.fps, self.label, self._stop)
-
-    def close(self) -> None:
-        self._stop.set()
+    def _release(self) -> None:
         if self._sct is not None:
             try:
                 self._sct.close()

@@ -9,27 +9,23 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
-from engine.frames import Frame
-from engine.source import FrameSource, SourceError
-from plugins.capture._polling import poll_frames
+from engine.source import SourceError
+from plugins.capture._polling import PolledSource
 
 
-class NetworkStreamSource(FrameSource):
-    live = True
+class NetworkStreamSource(PolledSource):
 
     def __init__(self, url: str, fps: float = 2.0, open_timeout_s: float = 10.0, stall_timeout_s: float = 10.0):
+        super().__init__(fps)
         self.url = url
-        self.fps = fps
         self.open_timeout_s = open_timeout_s
         self.stall_timeout_s = stall_timeout_s
         self.label = url.split("@")[-1] if "@" in url else url  # never log credentials
         self._cap: cv2.VideoCapture | None = None
-        self._stop = threading.Event()
         self._latest: np.ndarray | None = None
         self._latest_at = 0.0
         self._lock = threading.Lock()
@@ -68,13 +64,10 @@ class NetworkStreamSource(FrameSource):
             raise SourceError(f"stream {self.label} ended or stalled for {age:.0f}s")
         return rgb
 
-    def frames(self) -> Iterator[Frame]:
-        if self._cap is None:
-            self.open()
-        yield from poll_frames(self._grab, self.fps, self.label, self._stop)
+    def _is_open(self) -> bool:
+        return self._cap is not None
 
-    def close(self) -> None:
-        self._stop.set()
+    def _release(self) -> None:
         if self._reader is not None:
             self._reader.join(timeout=2.0)
         if self._cap is not None:

@@ -5,26 +5,20 @@ No camera (or an unplugged one) is one readable line, never a traceback.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-
 import cv2
 
-from engine.frames import Frame
-from engine.source import FrameSource, SourceError
-from plugins.capture._polling import poll_frames
+from engine.source import SourceError
+from plugins.capture._polling import PolledSource
 
 
-class WebcamSource(FrameSource):
-    live = True
+class WebcamSource(PolledSource):
 
     def __init__(self, index: int = 0, fps: float = 2.0, max_failures: int = 10):
+        super().__init__(fps)
         self.index = index
-        self.fps = fps
         self.max_failures = max_failures
         self.label = f"webcam:{index}"
         self._cap: cv2.VideoCapture | None = None
-        self._stop = threading.Event()
         self._failures = 0
 
     def open(self) -> None:
@@ -44,13 +38,10 @@ class WebcamSource(FrameSource):
         self._failures = 0
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def frames(self) -> Iterator[Frame]:
-        if self._cap is None:
-            self.open()
-        yield from poll_frames(self._grab, self.fps, self.label, self._stop)
+    def _is_open(self) -> bool:
+        return self._cap is not None
 
-    def close(self) -> None:
-        self._stop.set()
+    def _release(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None

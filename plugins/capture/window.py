@@ -13,13 +13,10 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 
-from engine.frames import Frame
-from engine.source import FrameSource, SourceError
-from plugins.capture._polling import poll_frames
+from engine.source import SourceError
+from plugins.capture._polling import PolledSource
 from plugins.capture.screen import ScreenSource
 
 
@@ -42,16 +39,14 @@ def window_geometry(win_id: str) -> tuple[int, int, int, int] | None:
         return None
 
 
-class WindowSource(FrameSource):
-    live = True
+class WindowSource(PolledSource):
 
     def __init__(self, title: str, fps: float = 2.0):
+        super().__init__(fps)
         self.title = title
-        self.fps = fps
         self.label = f"window:{title}"
         self._win: str | None = None
         self._screen: ScreenSource | None = None
-        self._stop = threading.Event()
         self._geom_checked = 0.0
 
     @classmethod
@@ -86,14 +81,11 @@ class WindowSource(FrameSource):
                 raise SourceError(f"window {self.title!r} was closed")
             left, top, w, h = geom
             self._screen._box = {"left": left, "top": top, "width": w, "height": h}
-        return self._screen._grab_or_fail()
+        return self._screen._grab()
 
-    def frames(self) -> Iterator[Frame]:
-        if self._screen is None:
-            self.open()
-        yield from poll_frames(self._grab, self.fps, self.label, self._stop)
+    def _is_open(self) -> bool:
+        return self._screen is not None
 
-    def close(self) -> None:
-        self._stop.set()
+    def _release(self) -> None:
         if self._screen is not None:
             self._screen.close()
