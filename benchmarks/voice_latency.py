@@ -121,7 +121,7 @@ def bench_asr(m: int, eou: float, env: dict[str, str]) -> dict:
     from plugins.audio import resample
     from plugins.tts.piper import PiperTTS
 
-    voice = PiperTTS(sink_factory=lambda *a, **k: None)
+    voice = PiperTTS(sink_factory=lambda *a, **k: None, deterministic=True)
     asr = WhisperASR(WhisperOptions(cutter=CutterOptions(end_of_utterance_s=eou)))
     got: list[tuple[float, str]] = []
 

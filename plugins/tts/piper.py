@@ -61,7 +61,8 @@ class PiperTTS:
 
     def __init__(self, voice: str = "", output_device: str | int | None = "", stream: bool = True,
                  sink_factory: SinkFactory | None = None, length_scale: float | None = None,
-                 warm_up: bool = True, on_played: Callable[[np.ndarray, int], None] | None = None):
+                 warm_up: bool = True, on_played: Callable[[np.ndarray, int], None] | None = None,
+                 deterministic: bool = False):
         from piper import PiperVoice  # heavy (onnxruntime): imported only when a voice is wanted
 
         model, config = find_voice(voice)
@@ -75,10 +76,14 @@ class PiperTTS:
         self.sample_rate = int(self.voice.config.sample_rate)
         self.stream = stream  # False = whole-text synthesis before the first sample (the baseline)
         self.syn_config = None
-        if length_scale is not None:
+        if length_scale is not None or deterministic:
             from piper import SynthesisConfig
 
-            self.syn_config = SynthesisConfig(length_scale=length_scale)
+            # Piper's VITS samples noise on every call, so the same text gives different audio each
+            # time (Whisper tiny mishears about one in six takes of the test sentence). Zero noise
+            # makes the same text give the same samples: tests and benchmarks want that.
+            noise = 0.0 if deterministic else None
+            self.syn_config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise)
         if warm_up:  # the first ONNX run allocates and is ~3× slower: pay it at load, not on first speech
             for _ in self.voice.synthesize("Ready.", syn_config=self.syn_config):
                 pass

@@ -90,7 +90,7 @@ def piper_voice():
     need_voice_packages()
     from plugins.tts.piper import PiperTTS
 
-    return PiperTTS(sink_factory=lambda *a, **k: None)  # synthesis only; speak() is not used
+    return PiperTTS(sink_factory=lambda *a, **k: None, deterministic=True)  # synthesis only
 
 
 def speech_16k(tts, text: str, pad_s: float = 0.5) -> np.ndarray:

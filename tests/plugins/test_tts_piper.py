@@ -154,3 +154,13 @@ def test_missing_voice_is_one_clear_line(tmp_path):
         find_voice(str(tmp_path / "nope.onnx"))
     assert err.value.kind == "missing_model"
     assert "Piper voice not found" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_deterministic_voice_repeats_itself_and_the_default_voice_varies(piper_voice):
+    from plugins.tts.piper import PiperTTS
+
+    text = "The quick brown fox."
+    takes = [np.concatenate(list(piper_voice.synthesize(text))) for _ in range(2)]
+    assert np.array_equal(*takes)  # tests that transcribe Piper's speech rely on this
+    varied = PiperTTS(sink_factory=lambda *a, **k: None, warm_up=False)
+    assert not np.array_equal(*(np.concatenate(list(varied.synthesize(text))) for _ in range(2)))

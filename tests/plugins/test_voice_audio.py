@@ -40,7 +40,7 @@ def voice(pulse):
     from plugins.asr.whisper import WhisperASR, WhisperOptions
     from plugins.tts.piper import PiperTTS
 
-    return PiperTTS(), WhisperASR(WhisperOptions())
+    return PiperTTS(deterministic=True), WhisperASR(WhisperOptions())
 
 
 class MonitorRecorder:
