@@ -9,11 +9,15 @@ with known change times (``write_slides``).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+from engine.eval.render import font  # noqa: E402  (one font loader for every rendered frame)
 
 SLIDES = [
     ("Presence", ["A companion that watches", "and speaks only when it matters"]),
@@ -23,22 +27,6 @@ SLIDES = [
     ("Delegation", ["Hard questions go to", "a background brain"]),
     ("Thank you", ["Questions?", "github.com/presence"]),
 ]
-
-_FONT_PATHS = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-]
-
-
-def font(size: int) -> ImageFont.ImageFont:
-    for p in _FONT_PATHS:
-        if Path(p).exists():
-            return ImageFont.truetype(p, size)
-    try:  # Pillow ≥ 10.1 ships a scalable default font
-        return ImageFont.load_default(size=size)
-    except TypeError:
-        return ImageFont.load_default()
-
 
 def render_slide(title: str, bullets: list[str], size=(640, 360), bg=(245, 245, 240), accent=(30, 80, 160)) -> np.ndarray:
     img = Image.new("RGB", size, bg)
