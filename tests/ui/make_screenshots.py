@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -17,18 +16,9 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 OUT = ROOT / "assets" / "screenshots"
 
 
-def wait(app, cond, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        app.processEvents()
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def main() -> int:
     from PySide6.QtWidgets import QApplication
+    from xvfb_app import wait  # the same event-pumping wait as the Xvfb app test
 
     from app.config import Settings
     from ui.engine_runner import RunOptions
