@@ -166,6 +166,12 @@ class TorchBackend(Backend):
     def _use_kv_attention(self, kind: str) -> None:
         """TailorKV / sink caches attend through their own attention function: switch the text model to it."""
         if kind in ("", "full"):
+            # Packed-GQA attention without a materialised mask (torch_attention): per-tick cost beyond the
+            # attention arithmetic stays O(new tokens). ``options.fast_attention = False`` keeps stock SDPA.
+            if self.cfg.options.get("fast_attention", True):
+                from engine.backends import torch_attention
+
+                torch_attention.use(self.model, torch_attention.register())
             return
         try:
             import engine.kv as kv

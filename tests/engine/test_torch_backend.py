@@ -64,8 +64,16 @@ def _full_forward_logits(b: TorchBackend):
     if b.images:
         kw["pixel_values"] = torch.cat([pv for pv, _ in b.images])
         kw["image_grid_thw"] = torch.cat([g for _, g in b.images])
-    with torch.inference_mode():
-        out = b.model(**kw)
+    from engine.backends import torch_attention
+
+    impl = torch_attention.text_impl(b.model)
+    if impl == torch_attention.ATTN_IMPLEMENTATION:  # the reference runs on stock SDPA, not the code under test
+        torch_attention.use(b.model, "sdpa")
+    try:
+        with torch.inference_mode():
+            out = b.model(**kw)
+    finally:
+        torch_attention.use(b.model, impl)
     return out.logits[0, -1].float()
 
 

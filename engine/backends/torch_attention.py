@@ -1,0 +1,83 @@
+"""Attention for incremental ticks on a full cache: no materialised mask, no GQA key/value copies.
+
+Stock transformers 5.24 + SDPA pays O(context) per tick beyond the attention arithmetic itself:
+
+* a multi-token chunk after a cached prefix gets a materialised (new x context) mask from
+  ``create_causal_mask`` (SDPA's ``is_causal`` is top-left aligned, so it cannot be used there);
+* with a mask present, grouped-query attention falls back to ``repeat_kv``: every KV head of the
+  whole cache is copied ``n_rep`` times, in every layer, every tick;
+* without a mask (one decoded token) it passes ``enable_gqa=True``, which the CPU kernels serve on
+  the math path (measured here on Qwen2.5-VL-3B KV shapes at 11.5 k tokens: 34 ms vs 5 ms packed).
+
+This function instead *packs* the query heads that share a KV head into the query axis
+(``[B, Hq, q, D] → [B, Hkv, n_rep·q, D]``), so SDPA reads the cache in place, and applies causality
+bottom-right aligned (query ``i`` of a ``q``-token chunk sits at absolute position ``T - q + i``)
+with a small boolean mask only when ``q > 1``. The arithmetic is the same as stock SDPA over the
+same keys (checked against it in tests). Anything unusual — a padding mask, a custom mask
+function, a sliding window, a non-causal module — falls back to transformers' own SDPA path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+ATTN_IMPLEMENTATION = "presence_sdpa"
+
+
+def presence_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                  **kwargs):
+    """query [B, Hq, q, D]; key/value [B, Hkv, T, D] → ([B, q, Hq, D], None)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    unusual = (attention_mask is not None or kwargs.get("sliding_window") or kwargs.get("softcap")
+               or not getattr(module, "is_causal", True) or is_causal is False or dropout)
+    if unusual:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    b, hq, q, d = query.shape
+    hkv, t = key.shape[1], key.shape[2]
+    rep = hq // hkv
+    packed = query.reshape(b, hkv, rep * q, d)  # row r*q + i = head kv*rep + r, query i (repeat_kv order)
+    mask = None
+    if q > 1:  # bottom-right causal: [q, T], tiled over the packed heads → [rep*q, T]
+        mask = torch.arange(t, device=query.device)[None, :] <= torch.arange(t - q, t, device=query.device)[:, None]
+        mask = mask.repeat(rep, 1)
+    out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
+    out = out.reshape(b, hq, q, value.shape[-1]).transpose(1, 2).contiguous()  # [B, q, Hq, Dv]
+    return out, None
+
+
+def presence_sdpa_mask(*args, **kwargs):
+    """No mask for the plain causal, unpadded case (the attention function applies causality); else stock."""
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    am = kwargs.get("attention_mask")
+    # bottom-right layout: the chunk's last query is the last key (a DynamicCache; not a static one)
+    aligned = kwargs.get("q_offset", 0) + kwargs.get("q_length", -1) == kwargs.get("kv_offset", 0) + kwargs.get(
+        "kv_length", -2)
+    plain = (kwargs.get("mask_function", causal_mask_function) is causal_mask_function and not args and aligned
+             and (am is None or bool(torch.as_tensor(am).all())) and not kwargs.get("local_size"))
+    return None if plain else sdpa_mask(*args, **kwargs)
+
+
+def register() -> str:
+    """Register both functions with transformers (idempotent); returns the ``attn_implementation`` name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(ATTN_IMPLEMENTATION, presence_sdpa)
+    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, presence_sdpa_mask)
+    return ATTN_IMPLEMENTATION
+
+
+def use(model, impl: str) -> None:
+    """Switch only the text model's attention (the vision tower keeps its own)."""
+    cfg = model.config
+    sub = hasattr(cfg, "get_text_config") and cfg.get_text_config() is not cfg
+    model.set_attn_implementation({"text_config": impl} if sub else impl)
+
+
+def text_impl(model) -> str:
+    cfg = model.config
+    text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    return getattr(text, "_attn_implementation", None) or "sdpa"
