@@ -25,6 +25,11 @@ attention then reads a fixed number of keys, so its tick should stay flat. The n
 once per model (its cost depends only on the token sequence, which the committed decisions fix)
 and every cache row of that model is compared with it. The naive path runs on stock SDPA attention
 (what users get from ``generate()``), the incremental one on the backend's own.
+
+On a shared, loaded machine the first and last windows run minutes apart under different loads, so
+each row also has an interleaved control: during the last window a second backend on the same
+weights replays the stream's first ticks from a fresh chunk, one control tick right after each
+stream tick; long vs short context at the same moments (``--no-control`` skips it).
 """
 
 from __future__ import annotations
