@@ -246,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-samples", type=int, default=3, help="naive ticks timed per window")
     ap.add_argument("--max-tokens", type=int, default=8, help="decision length cap")
     ap.add_argument("--side", type=int, default=56, help="frame side in pixels (56 → 4 image tokens)")
+    ap.add_argument("--stock-attention", action="store_true", help="incremental path on transformers' own SDPA "
+                    "(materialised masks, repeat_kv) instead of the backend's packed attention: the before/after")
     ap.add_argument("--no-control", action="store_true", help="skip the interleaved fresh-chunk control ticks")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default); 1 avoids "
                     "OpenMP spin-waits on a busy shared machine")
@@ -269,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds = [k.strip() for k in a.kv.split(",") if k.strip()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32; decisions sampled (0.8/0.9/40), "
-          f"<= {a.max_tokens} tokens; frames {a.side}x{a.side}; caches {', '.join(kinds)}")
+          f"<= {a.max_tokens} tokens; frames {a.side}x{a.side}; caches {', '.join(kinds)}"
+          f"{'; STOCK attention' if a.stock_attention else ''}")
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {"tiny25": build_tiny_qwen25vl(Path(tmp) / "q25"), "tiny3": build_tiny_qwen3vl(Path(tmp) / "q3")}
         for name in [m.strip() for m in a.models.split(",") if m.strip()]:
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in kinds:
                 # JoyAI's sampling defaults (0.8 / top-p 0.9 / top-k 40), seeded; naive decodes as many tokens
                 cfg = BackendConfig(device="cpu", dtype="float32", seed=0, kv_cache=kind,
-                                    options={"record_images": True})
+                                    options={"record_images": True, "fast_attention": not a.stock_attention})
                 b = TorchBackend()
                 if big is None:
                     cfg.model = str(dirs[name])
