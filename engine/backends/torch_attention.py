@@ -24,6 +24,26 @@ import torch
 ATTN_IMPLEMENTATION = "presence_sdpa"
 
 
+_MASK: dict = {}  # one entry: every layer of a forward asks for the same chunk mask
+
+
+def _chunk_mask(q: int, t: int, rep: int, device) -> torch.Tensor:
+    """Bottom-right causal mask [rep*q, T] for a q-token chunk after T - q cached tokens (packed heads).
+
+    Built once per forward (memoised on its shape) and by fill, not by comparing index grids: the cached
+    part is all visible, only the chunk's own q x q block is triangular.
+    """
+    key = (q, t, rep, str(device))
+    mask = _MASK.get(key)
+    if mask is None:
+        mask = torch.ones(rep, q, t, dtype=torch.bool, device=device)
+        mask[:, :, t - q:] = torch.ones(q, q, dtype=torch.bool, device=device).tril()
+        mask = mask.view(rep * q, t)
+        _MASK.clear()
+        _MASK[key] = mask
+    return mask
+
+
 def presence_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
                   **kwargs):
     """query [B, Hq, q, D]; key/value [B, Hkv, T, D] → ([B, q, Hq, D], None)."""
@@ -38,10 +58,7 @@ def presence_sdpa(module, query, key, value, attention_mask, dropout=0.0, scalin
     hkv, t = key.shape[1], key.shape[2]
     rep = hq // hkv
     packed = query.reshape(b, hkv, rep * q, d)  # row r*q + i = head kv*rep + r, query i (repeat_kv order)
-    mask = None
-    if q > 1:  # bottom-right causal: [q, T], tiled over the packed heads → [rep*q, T]
-        mask = torch.arange(t, device=query.device)[None, :] <= torch.arange(t - q, t, device=query.device)[:, None]
-        mask = mask.repeat(rep, 1)
+    mask = _chunk_mask(q, t, rep, query.device) if q > 1 else None
     out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
     out = out.reshape(b, hq, q, value.shape[-1]).transpose(1, 2).contiguous()  # [B, q, Hq, Dv]
     return out, None
