@@ -168,8 +168,9 @@ def run_model(label: str, backend, ticks: int, window: int, side: int, max_token
     prefix = ChunkPrefix(system=system_prompt("native", True), text="")
     b = backend
     b.start_chunk(prefix)
-    sample_at = set(np.linspace(0, window - 1, naive_samples).astype(int).tolist())
-    sample_at |= set(np.linspace(ticks - window, ticks - 1, naive_samples).astype(int).tolist())
+    # from each window's end backwards: one sample sits at the window's last tick (the costliest context)
+    sample_at = set(np.linspace(window - 1, 0, naive_samples).astype(int).tolist())
+    sample_at |= set(np.linspace(ticks - 1, ticks - window, naive_samples).astype(int).tolist())
     measure_naive = naive is None
     naive = {} if naive is None else naive
     inc, attn, kv_inc, dec_tokens, ctl, ctl_attn = [], [], [], [], [], []
