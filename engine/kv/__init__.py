@@ -7,12 +7,17 @@ registered on import); ``full`` and ``quantized`` work with any attention implem
 Options (all optional): ``plan`` (a LayerPlan, a dict or a JSON path), ``model_path`` (looks for the
 plan beside the model), ``bits`` (2; KIVI bits, 16 = unquantized), ``group`` (64), ``residual`` (128),
 ``top_k`` (128), ``sinks`` (8), ``window`` (120 tailor / 248 sink), ``channels`` (8),
-``sketch_bits`` (4; 16 = exact sketch), ``backend`` (quantized: "kivi" | "quanto").
+``sketch_bits`` (4; 16 = exact sketch), ``backend`` (quantized: "kivi" | "quanto"), ``store_dtype``
+("auto" | "float16" | "bfloat16" | "model": what full-precision windows, residuals and the offload store
+are held in; "auto" = float16 under a 32-bit model when ``bits`` < 16, else the model's dtype; storage
+never upcasts, and attention always computes in the model's dtype).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
 
 from engine.kv.attention import ATTN_IMPLEMENTATION, register
 from engine.kv.cache import PresenceCache, kv_bytes
@@ -49,6 +54,17 @@ def _resolve_plan(options: dict, num_layers: int) -> LayerPlan:
     return plan
 
 
+def _store_dtype(o: dict, lossy: bool) -> torch.dtype | None:
+    name = str(o.get("store_dtype", "auto"))
+    if name == "auto":
+        return torch.float16 if lossy else None
+    if name == "model":
+        return None
+    if name not in ("float16", "bfloat16"):
+        raise ValueError(f"store_dtype must be auto, float16, bfloat16 or model, got {name!r}")
+    return getattr(torch, name)
+
+
 def make_cache(kind: str, model_config, device, options: dict | None = None):
     """A transformers ``Cache`` of the given kind for a model with ``model_config`` running on ``device``."""
     from transformers import DynamicCache, QuantizedCache
@@ -57,14 +73,15 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
     text = model_config.get_text_config(decoder=True) if hasattr(model_config, "get_text_config") else model_config
     n_layers = int(text.num_hidden_layers)
     bits, group, residual = int(o.get("bits", 2)), int(o.get("group", 64)), int(o.get("residual", 128))
+    sd = _store_dtype(o, lossy=bits < 16 and kind != "sink")
     if kind == "full":
         return DynamicCache(config=model_config)
     if kind == "quantized":
         if o.get("backend", "kivi") == "quanto":
             return QuantizedCache("quanto", model_config, nbits=bits, q_group_size=group, residual_length=residual)
-        return PresenceCache([KiviLayer(bits, group, residual) for _ in range(n_layers)], kind)
+        return PresenceCache([KiviLayer(bits, group, residual, store_dtype=sd) for _ in range(n_layers)], kind)
     if kind == "sink":
-        return PresenceCache([SinkLayer(int(o.get("sinks", 8)), int(o.get("window", 248)))
+        return PresenceCache([SinkLayer(int(o.get("sinks", 8)), int(o.get("window", 248)), store_dtype=sd)
                               for _ in range(n_layers)], kind)
     if kind == "tailor":
         plan = _resolve_plan(o, n_layers)
@@ -74,8 +91,9 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
         def sparse():
             return SparseLayer(top_k=int(o.get("top_k", 128)), sinks=int(o.get("sinks", 8)),
                                window=int(o.get("window", 120)), channels=int(o.get("channels", 8)),
-                               sketch_bits=int(o.get("sketch_bits", 4)), group=group, offload_device=offload)
-        layers = [KiviLayer(bits, group, residual) if i in q else sparse() for i in range(n_layers)]
+                               sketch_bits=int(o.get("sketch_bits", 4)), group=group, offload_device=offload,
+                               store_dtype=sd)
+        layers = [KiviLayer(bits, group, residual, store_dtype=sd) if i in q else sparse() for i in range(n_layers)]
         cache = PresenceCache(layers, kind)
         cache.plan = plan
         return cache

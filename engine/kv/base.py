@@ -41,14 +41,19 @@ class PresenceLayer(CacheLayerMixin):
     is_croppable = True
     supports_early_init = False
 
-    def __init__(self):
+    def __init__(self, store_dtype: torch.dtype | None = None):
         super().__init__()
         self.n = 0
         self.device = None
         self.dtype = None
+        self.store_dtype = store_dtype
 
     def lazy_initialization(self, key_states, value_states) -> None:
+        # dtype: what attention computes in (the model's); sdtype: what full-precision windows are kept
+        # in (e.g. fp16 under an fp32 model: half the bytes, attention still runs in fp32)
         self.device, self.dtype = key_states.device, key_states.dtype
+        sd = self.store_dtype
+        self.sdtype = sd if sd is not None and sd.itemsize < self.dtype.itemsize else self.dtype
         self.batch, self.heads, _, self.head_dim = key_states.shape
         self.is_initialized = True
 

@@ -15,7 +15,8 @@ n_q(n) = max(0, (n - R) // G * G). A full-precision *shadow* of the last ``rollb
 tokens stays on the fast tier (counted in ``nbytes``), so a rollback (``crop``) of up to R tokens
 re-expands the groups it un-flushes exactly: the layer ends bit-identical to one fed the shorter
 stream. A deeper crop re-expands from the codes (those tokens keep their dequantized values).
-``bits=16`` keeps everything in full precision (the exactness baseline).
+``bits=16`` keeps everything in full precision (the exactness baseline). ``store_dtype`` (e.g. fp16
+under an fp32 model) is what the residual and shadow are held in; attention computes in the model's dtype.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from engine.kv.quant import QTensor, dequantize, quantize
 
 
 class KiviLayer(PresenceLayer):
-    def __init__(self, bits: int = 2, group: int = 64, residual: int = 128, rollback: int | None = None):
-        super().__init__()
+    def __init__(self, bits: int = 2, group: int = 64, residual: int = 128, rollback: int | None = None,
+                 store_dtype: torch.dtype | None = None):
+        super().__init__(store_dtype)
         self.rollback = residual + group if rollback is None else rollback
         self.shadow_k = self.shadow_v = None  # fp copies of the last flushed tokens [B, H, <=rollback, D]
         if residual % group:
@@ -45,9 +47,9 @@ class KiviLayer(PresenceLayer):
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-            self.res_k, self.res_v = key_states[:, :, :0], value_states[:, :, :0]
-        self.res_k = torch.cat([self.res_k, key_states], -2)
-        self.res_v = torch.cat([self.res_v, value_states], -2)
+            self.res_k, self.res_v = key_states[:, :, :0].to(self.sdtype), value_states[:, :, :0].to(self.sdtype)
+        self.res_k = torch.cat([self.res_k, key_states.to(self.sdtype)], -2)
+        self.res_v = torch.cat([self.res_v, value_states.to(self.sdtype)], -2)
         self.n += key_states.shape[-2]
         keys, values = self._dense()
         self._flush()
@@ -55,11 +57,12 @@ class KiviLayer(PresenceLayer):
 
     def _dense(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized history + residual: a transient full-precision copy for this layer's attention."""
+        rk, rv = self.res_k.to(self.dtype), self.res_v.to(self.dtype)
         if self.qk is None:
-            return self.res_k, self.res_v
+            return rk, rv
         k = dequantize(self.qk, self.dtype).transpose(-1, -2)
         v = dequantize(self.qv, self.dtype)
-        return torch.cat([k, self.res_k], -2), torch.cat([v, self.res_v], -2)
+        return torch.cat([k, rk], -2), torch.cat([v, rv], -2)
 
     def _flush(self) -> None:
         if self.bits >= 16:
@@ -93,8 +96,8 @@ class KiviLayer(PresenceLayer):
                 k, v = self.shadow_k[:, :, shadow - g:], self.shadow_v[:, :, shadow - g:]
                 self.shadow_k, self.shadow_v = self.shadow_k[:, :, : shadow - g], self.shadow_v[:, :, : shadow - g]
             else:
-                k = dequantize(self.qk.tail(target), self.dtype).transpose(-1, -2)
-                v = dequantize(_tail_tokens(self.qv, target), self.dtype)
+                k = dequantize(self.qk.tail(target), self.sdtype).transpose(-1, -2)
+                v = dequantize(_tail_tokens(self.qv, target), self.sdtype)
                 self.shadow_k = self.shadow_v = None
             self.res_k, self.res_v = torch.cat([k, self.res_k], -2), torch.cat([v, self.res_v], -2)
             self.qk = self.qk.head(target) if target else None

@@ -1,4 +1,4 @@
-"""Offline layer profiling for the TailorKV plan (``presence kv profile``) and the benchmark's text.
+"""Offline layer profiling for the TailorKV plan (``presence kv profile``); ``long_text`` is in ``text.py``.
 
 Profiling runs one forward over a calibration input with a temporary attention function that, per
 layer, scores the last ``last_q`` queries (``plan.dense_score``) and then attends normally with SDPA.
@@ -6,46 +6,13 @@ layer, scores the last ``last_q`` queries (``plan.dense_score``) and then attend
 
 from __future__ import annotations
 
-import glob
-import inspect
-import os
-
 import torch
 
 from engine.kv.plan import LayerPlan, dense_score
+from engine.kv.text import long_text
 
 PROFILE_IMPL = "presence_kv_profile"
-VIM_DOCS = "/usr/share/vim/vim*/doc/usr_*.txt"
-
-
-def long_text(min_chars: int = 200_000) -> tuple[str, str]:
-    """(text, source): long English prose available offline.
-
-    The Vim user manual (Debian package vim-runtime, Vim licence) when installed; otherwise the
-    docstrings of the Python standard library (PSF licence), which ship wherever Python does.
-    """
-    files = sorted(glob.glob(VIM_DOCS))
-    if files:
-        parts = []
-        for f in files:
-            with open(f, encoding="utf-8", errors="replace") as fh:
-                parts.append(fh.read())
-            if sum(map(len, parts)) >= min_chars:
-                break
-        return "\n".join(parts), f"Vim user manual ({os.path.dirname(files[0])}/usr_*.txt)"
-    import importlib
-
-    parts = []
-    for name in ("argparse", "collections", "json", "pathlib", "typing", "logging", "subprocess", "unittest",
-                 "email.message", "http.client", "asyncio", "functools", "itertools", "os", "re", "string"):
-        mod = importlib.import_module(name)
-        for _, obj in inspect.getmembers(mod):
-            doc = inspect.getdoc(obj)
-            if doc and len(doc) > 200:
-                parts.append(doc)
-        if sum(map(len, parts)) >= min_chars:
-            break
-    return "\n\n".join(dict.fromkeys(parts)), "Python standard library docstrings"
+__all__ = ["PROFILE_IMPL", "long_text", "profile_layers"]
 
 
 def profile_layers(model, input_ids: torch.Tensor, top_frac: float = 0.05, last_q: int = 32,

@@ -16,8 +16,8 @@ from engine.kv.base import PresenceLayer, attend_segments, nbytes, tag
 
 
 class SinkLayer(PresenceLayer):
-    def __init__(self, sinks: int = 8, window: int = 248):
-        super().__init__()
+    def __init__(self, sinks: int = 8, window: int = 248, store_dtype: torch.dtype | None = None):
+        super().__init__(store_dtype)
         self.sinks, self.window = sinks, window
         self.sink_k = self.sink_v = self.win_k = self.win_v = None
         self._pending = None
@@ -25,17 +25,18 @@ class SinkLayer(PresenceLayer):
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-            self.sink_k = self.sink_v = self.win_k = self.win_v = key_states[:, :, :0]
+            self.sink_k = self.sink_v = self.win_k = self.win_v = key_states[:, :, :0].to(self.sdtype)
         if self._pending is not None:
             raise RuntimeError("the sink KV cache needs attn_implementation='presence_kv'")
         # evict what left the window during the previous call, now that nobody needs it
         self.win_k, self.win_v = self.win_k[:, :, -self.window:], self.win_v[:, :, -self.window:]
         q = key_states.shape[-2]
+        ks, vs = key_states.to(self.sdtype), value_states.to(self.sdtype)
         to_sink = max(0, min(q, self.sinks - self.n))
-        self.sink_k = torch.cat([self.sink_k, key_states[:, :, :to_sink]], -2)
-        self.sink_v = torch.cat([self.sink_v, value_states[:, :, :to_sink]], -2)
-        self.win_k = torch.cat([self.win_k, key_states[:, :, to_sink:]], -2)
-        self.win_v = torch.cat([self.win_v, value_states[:, :, to_sink:]], -2)
+        self.sink_k = torch.cat([self.sink_k, ks[:, :, :to_sink]], -2)
+        self.sink_v = torch.cat([self.sink_v, vs[:, :, :to_sink]], -2)
+        self.win_k = torch.cat([self.win_k, ks[:, :, to_sink:]], -2)
+        self.win_v = torch.cat([self.win_v, vs[:, :, to_sink:]], -2)
         self._pending = self.n
         self.n += q
         return tag(key_states, value_states, self)

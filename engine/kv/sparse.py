@@ -15,7 +15,8 @@ Per attention call (a decode token, or a chunk of frame tokens) with the real qu
   3. scores over the middle = q̄[channels] · dequant(sketch rows[channels]);
   4. fetch the ``top_k`` best rows of K/V from the store and attend over
      sinks + fetched + recent window + new chunk (causal inside the chunk).
-When ``top_k`` covers the whole middle, nothing is scored and attention is exact.
+When ``top_k`` covers the whole middle, nothing is scored and attention is exact. Windows and the
+store are held in ``store_dtype`` (fp16 under an fp32 model halves them); attention runs in the model's dtype.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from engine.kv.quant import QTensor, dequantize, quantize
 
 class SparseLayer(PresenceLayer):
     def __init__(self, top_k: int = 128, sinks: int = 8, window: int = 120, channels: int = 8,
-                 sketch_bits: int = 4, group: int = 64, offload_device: str | None = None):
-        super().__init__()
+                 sketch_bits: int = 4, group: int = 64, offload_device: str | None = None,
+                 store_dtype: torch.dtype | None = None):
+        super().__init__(store_dtype)
         self.top_k, self.sinks, self.window, self.channels = top_k, sinks, window, channels
         self.sketch_bits, self.group = sketch_bits, group
         self.offload_device = offload_device
@@ -51,7 +53,7 @@ class SparseLayer(PresenceLayer):
         if self.offload_device is None:
             self.offload_device = "cpu"
         self.pinned = self.device.type == "cuda" and torch.cuda.is_available()
-        empty = key_states[:, :, :0]
+        empty = key_states[:, :, :0].to(self.sdtype)
         self.sink_k = self.sink_v = self.win_k = self.win_v = empty
         self.maxabs = torch.zeros(self.batch, self.heads, self.head_dim, device=self.device, dtype=torch.float32)
 
@@ -61,8 +63,8 @@ class SparseLayer(PresenceLayer):
         if self.n + q > cap:  # grow by 1.5x so appends stay amortized O(1)
             new_cap = max(self.n + q, int(cap * 1.5), 256)
             shape = (self.batch, self.heads, new_cap, self.head_dim)
-            sk = torch.empty(shape, dtype=self.dtype, device=self.offload_device, pin_memory=self.pinned)
-            sv = torch.empty(shape, dtype=self.dtype, device=self.offload_device, pin_memory=self.pinned)
+            sk = torch.empty(shape, dtype=self.sdtype, device=self.offload_device, pin_memory=self.pinned)
+            sv = torch.empty(shape, dtype=self.sdtype, device=self.offload_device, pin_memory=self.pinned)
             if self.n:
                 sk[:, :, : self.n].copy_(self.store_k[:, :, : self.n])
                 sv[:, :, : self.n].copy_(self.store_v[:, :, : self.n])
@@ -96,16 +98,17 @@ class SparseLayer(PresenceLayer):
         self._sketch_flush()
         q = key_states.shape[-2]
         self._store_append(key_states, value_states)
+        ks, vs = key_states.to(self.sdtype), value_states.to(self.sdtype)
         n_prev = self.n
         to_sink = max(0, min(q, self.sinks - n_prev))
         if to_sink:
-            self.sink_k = torch.cat([self.sink_k, key_states[:, :, :to_sink]], -2)
-            self.sink_v = torch.cat([self.sink_v, value_states[:, :, :to_sink]], -2)
-        self.win_k = torch.cat([self.win_k, key_states[:, :, to_sink:]], -2)
-        self.win_v = torch.cat([self.win_v, value_states[:, :, to_sink:]], -2)
+            self.sink_k = torch.cat([self.sink_k, ks[:, :, :to_sink]], -2)
+            self.sink_v = torch.cat([self.sink_v, vs[:, :, :to_sink]], -2)
+        self.win_k = torch.cat([self.win_k, ks[:, :, to_sink:]], -2)
+        self.win_v = torch.cat([self.win_v, vs[:, :, to_sink:]], -2)
         self.n += q
         self._pending = (n_prev, q)
-        return tag(key_states, value_states, self)
+        return tag(key_states, value_states, self)  # model dtype: attention must not see fp16
 
     def crop(self, tokens_to_remove: int) -> None:
         t = min(self._check_crop(tokens_to_remove), self.n)

@@ -170,3 +170,30 @@ def test_cuda_store_is_pinned_and_matches_cpu():
     cpu.update(k[:, :, 299:], v[:, :, 299:])
     gpu.update(k[:, :, 299:].cuda(), v[:, :, 299:].cuda())
     assert torch.allclose(cpu.attend(q, D**-0.5), gpu.attend(q.cuda(), D**-0.5).cpu(), atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda sd: sparse(sketch_bits=2, store_dtype=sd),
+                                  lambda sd: KiviLayer(bits=2, store_dtype=sd),
+                                  lambda sd: SinkLayer(sinks=4, window=50, store_dtype=sd)],
+                         ids=["sparse", "kivi", "sink"])
+def test_16bit_storage_halves_the_fp_windows_and_computes_in_fp32(make):
+    k, v = kvs(700)
+    a, b = make(None), make(torch.float16)
+    for layer in (a, b):
+        feed(layer, k, v, [400, 1, 1, 298])
+    (fa, oa), (fb, ob) = a.nbytes(), b.nbytes()
+    assert fb < fa and ob * 2 == oa  # the offload store (sparse) halves too
+    if isinstance(a, SparseLayer):
+        fp = (4 + a.win_k.shape[-2]) * H * D * 2 * 2  # sinks + window, K and V, 2 bytes saved per value
+        assert fa - fb == fp and b.win_k.dtype == b.store_k.dtype == torch.float16
+    q = torch.randn(B, 2 * H, 1, D)
+    outs = []
+    for layer in (a, b):
+        keys, values = layer.update(k[:, :, 699:], v[:, :, 699:])
+        assert keys.dtype == torch.float32  # what attention sees stays in the model's dtype
+        # KIVI: compare the residual (a flipped 2-bit code would differ by a whole step)
+        outs.append(layer.attend(q, D**-0.5) if hasattr(layer, "attend") else keys[:, :, layer.n_q:])
+    assert outs[1].dtype == torch.float32 and (outs[0] - outs[1]).abs().max() < 2e-2
+    bf = make(torch.bfloat16)
+    feed(bf, k.half(), v.half(), [10])  # never upcast, never convert a 16-bit model's windows
+    assert bf.sdtype == torch.float16
