@@ -4,13 +4,15 @@ virtual device (tests/audio_env.sh).
     decision → first audio sample: a `decision` event on the bus until the first sample is handed to
         the device (PortAudio callback) and until it is heard on the sink's monitor; sentence/clause
         streaming vs a whole-text synthesis baseline, alternating, in the same run.
-    end of speech → transcript: Piper questions played into the virtual mic; from the last voiced
-        sample leaving the player to the final transcript (includes the configured end-of-utterance
-        pause), and the transcription time alone.
+    end of speech → transcript: Piper questions played into the virtual mic; from the wall time the
+        last voiced sample (|x| > 0.02) entered the mic path to the final transcript (includes the
+        end-of-utterance pause), under the previous setting (0.7 s pause, transcription after the cut)
+        and the speculative ones (transcription starts 0.2 s into the pause), rotating per question;
+        plus the cut → transcript time and one Whisper call's time alone.
     Piper real-time factor: synthesis seconds / audio seconds.
 
 Goals: first audio ≤ 300 ms, transcript ≤ 500 ms.
-Usage: python benchmarks/voice_latency.py [--n 10] [--m 4] [--eou 0.7]
+Usage: python benchmarks/voice_latency.py [--n 10] [--m 10]
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ QUESTIONS = ["What is on the second slide?", "Please summarize the last five min
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
 
 
 def start_pulse(runtime: Path) -> dict[str, str]:
@@ -114,15 +120,34 @@ def bench_tts(n: int) -> dict:
     return {"res": res, "rtf": tts.rtf, "audio_s": tts.audio_s}
 
 
-def bench_asr(m: int, eou: float, env: dict[str, str]) -> dict:
+CONFIGS = {  # name: (end-of-utterance pause s, speculate_s)
+    "previous (pause 0.7 s, no speculation)": (0.7, 0.0),
+    "default (pause 0.5 s, speculation at 0.2 s)": (0.5, 0.2),
+    "snappy (pause 0.35 s, speculation at 0.2 s)": (0.35, 0.2),
+}
+
+
+def bench_asr(m: int, configs: dict[str, tuple[float, float]], env: dict[str, str]) -> dict:
+    """Each spoken question is heard under every config in turn (rotating order), so the configs share
+    the machine's load; the config is switched in the silence between questions."""
     from engine.speech import TurnOptions, TurnTaker
-    from plugins.asr.vad import CutterOptions
+    from plugins.asr.vad import CutterOptions, StreamingVAD, UtteranceCutter
     from plugins.asr.whisper import WhisperASR, WhisperOptions
     from plugins.audio import resample
     from plugins.tts.piper import PiperTTS
 
     voice = PiperTTS(sink_factory=lambda *a, **k: None, deterministic=True)
-    asr = WhisperASR(WhisperOptions(cutter=CutterOptions(end_of_utterance_s=eou)))
+    asr = WhisperASR(WhisperOptions())
+    whisper_ms: list[float] = []  # every Whisper call (partials, speculations, finals)
+    inner = asr.worker._transcribe
+
+    def timed(audio):
+        t0 = time.perf_counter()
+        try:
+            return inner(audio)
+        finally:
+            whisper_ms.append((time.perf_counter() - t0) * 1000)
+    asr.worker._transcribe = asr.transcribe = timed
     got: list[tuple[float, str]] = []
 
     class Rec(TurnTaker):
@@ -134,10 +159,9 @@ def bench_asr(m: int, eou: float, env: dict[str, str]) -> dict:
 
     asr.start(Rec(None, time.monotonic, lambda *a, **k: None, None, TurnOptions(echo="off")))
     tmp = Path(tempfile.mkdtemp())
-    total, trans, texts = [], [], []
-    for i in range(m):
-        q = QUESTIONS[i % len(QUESTIONS)]
-        x = resample(np.concatenate(list(voice.synthesize(q))), voice.sample_rate, 16000)
+    wavs = []
+    for i in range(len(QUESTIONS)):
+        x = resample(np.concatenate(list(voice.synthesize(QUESTIONS[i]))), voice.sample_rate, 16000)
         wav = tmp / f"q{i}.wav"
         with wave.open(str(wav), "wb") as w:
             w.setnchannels(1)
@@ -145,30 +169,41 @@ def bench_asr(m: int, eou: float, env: dict[str, str]) -> dict:
             w.setframerate(16000)
             w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
         voiced = np.nonzero(np.abs(x) > 0.02)[0]
-        speech_end_s = (voiced[-1] + 1) / 16000
-        n0 = len(got)
-        t_play = time.perf_counter()
-        subprocess.Popen(["paplay", "--device=mouth", "--latency-msec=20", str(wav)], env={**os.environ, **env})
-        end = time.monotonic() + 15
-        while len(got) == n0 and time.monotonic() < end:
-            time.sleep(0.002)
-        if len(got) == n0:
-            print(f"  (no transcript for {q!r})")
-            continue
-        t_got, text = got[-1]
-        total.append((t_got - (t_play + speech_end_s)) * 1000)
-        trans.append(asr.last.transcribe_ms)
-        texts.append(text)
-        time.sleep(0.5)
+        wavs.append((wav, (voiced[-1] + 1) / 16000))  # end of speech: the last voiced sample
+    res = {name: {"total": [], "after_cut": [], "eou": [], "spec": [], "texts": []} for name in configs}
+    names = list(configs)
+    for i in range(m):
+        q = QUESTIONS[i % len(QUESTIONS)]
+        wav, speech_end_s = wavs[i % len(QUESTIONS)]
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            eou, spec = configs[name]
+            asr.o.cutter = CutterOptions(end_of_utterance_s=eou, speculate_s=spec)
+            asr.cutter = UtteranceCutter(StreamingVAD(), asr.o.cutter)
+            n0 = len(got)
+            t_play = time.perf_counter()
+            subprocess.Popen(["paplay", "--device=mouth", "--latency-msec=20", str(wav)], env={**os.environ, **env})
+            end = time.monotonic() + 15
+            while len(got) == n0 and time.monotonic() < end:
+                time.sleep(0.002)
+            if len(got) == n0:
+                print(f"  ({name}: no transcript for {q!r})")
+                continue
+            t_got, text = got[-1]
+            r = res[name]
+            r["total"].append((t_got - (t_play + speech_end_s)) * 1000)
+            r["after_cut"].append(asr.last.transcribe_ms)
+            r["eou"].append(asr.last.eou_wait_ms)
+            r["spec"].append(asr.last.speculative)
+            r["texts"].append((q, text))
+            time.sleep(0.5)
     asr.close()
-    return {"total": total, "transcribe": trans, "texts": texts}
+    return {"res": res, "whisper_ms": whisper_ms}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10, help="decisions per TTS mode")
-    ap.add_argument("--m", type=int, default=4, help="spoken questions for the ASR")
-    ap.add_argument("--eou", type=float, default=0.7, help="end-of-utterance pause (s)")
+    ap.add_argument("--m", type=int, default=10, help="spoken questions for the ASR (each under every config)")
     a = ap.parse_args()
     runtime = Path(tempfile.mkdtemp(prefix="presence-bench-pulse-"))
     env = start_pulse(runtime)
@@ -186,14 +221,25 @@ def main() -> None:
         print(f"streaming vs whole-text: first audio p50 {w50 / s50:.2f}× sooner (goal ≤ 300 ms: "
               f"{'met' if pct(t['res']['stream']['cb'], .5) <= 300 else 'NOT met'} at p50)")
         print(f"Piper RTF: {t['rtf']:.3f} ({t['audio_s']:.1f} s of audio)")
-        r = bench_asr(a.m, a.eou, env)
-        if r["total"]:
-            print(f"end of speech → transcript (n={len(r['total'])}, pause {a.eou:.2f} s included): "
-                  f"p50 {pct(r['total'], .5):.0f} ms, p95 {pct(r['total'], .95):.0f} ms")
-            print(f"transcription after the cut: p50 {pct(r['transcribe'], .5):.0f} ms, "
-                  f"p95 {pct(r['transcribe'], .95):.0f} ms (goal ≤ 500 ms: "
-                  f"{'met' if pct(r['transcribe'], .5) <= 500 else 'NOT met'} at p50)")
-            print("transcripts:", " | ".join(r["texts"]))
+        r = bench_asr(a.m, CONFIGS, env)
+        base = None
+        for name, x in r["res"].items():
+            if not x["total"]:
+                continue
+            t50 = pct(x["total"], .5)
+            base = base or t50
+            exact = sum(words(t) == words(q) for q, t in x["texts"])
+            print(f"end of speech → transcript, {name} (n={len(x['total'])}): p50 {t50:.0f} ms, "
+                  f"p95 {pct(x['total'], .95):.0f} ms ({base / t50:.2f}× the previous p50; goal ≤ 500 ms: "
+                  f"{'met' if t50 <= 500 else 'NOT met'} at p50)")
+            print(f"    pause waited (VAD end of speech → cut) p50 {pct(x['eou'], .5):.0f} ms; cut → transcript "
+                  f"p50 {pct(x['after_cut'], .5):.0f} ms, p95 {pct(x['after_cut'], .95):.0f} ms; speculation used "
+                  f"{sum(x['spec'])}/{len(x['spec'])}; exact {exact}/{len(x['texts'])}")
+        w = r["whisper_ms"]
+        print(f"one Whisper tiny.en call (int8, 2 threads; partials, speculations, finals; n={len(w)}): "
+              f"p50 {pct(w, .5):.0f} ms, p95 {pct(w, .95):.0f} ms")
+        texts = sorted({t for x in r["res"].values() for _, t in x["texts"]})
+        print("transcripts:", " | ".join(texts))
     finally:
         subprocess.run(["bash", str(ROOT / "tests" / "audio_env.sh"), "stop", str(runtime)], capture_output=True)
 

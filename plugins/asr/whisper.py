@@ -42,6 +42,12 @@ class WhisperOptions:
     beam_size: int = 1
     cpu_threads: int = 2
     compute_type: str = "int8"
+    # Whisper's encoder always reads a 30 s window (the audio zero-padded), which is most of the cost of
+    # a 2 s question. window_s > 0 encodes only the audio plus 1 s, at least window_s, so a short
+    # question costs ~6× less (benchmarks/voice_latency.py). Measured on 18 Piper questions: the same
+    # words as the 30 s window except "five" written as "5"; below ~5 s tiny.en starts to repeat
+    # itself on one-word answers. 0 = Whisper's 30 s window (the reference behaviour).
+    window_s: float = 6.0
 
 
 @dataclass
@@ -93,6 +99,14 @@ class WhisperASR:
                                       cpu_threads=self.o.cpu_threads)
         except Exception as exc:  # noqa: BLE001
             raise AudioError(f"voice off: cannot load Whisper model {path}: {exc}", "missing_model") from None
+        self._prompt: list[int] | None = None  # set: the sized-window path (see WhisperOptions.window_s)
+        multilingual = self.model.model.is_multilingual
+        if self.o.window_s > 0 and (self.o.language or not multilingual):
+            from faster_whisper.tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
+                                        language=self.o.language if multilingual else None)
+            self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         if warm_up:  # first decode allocates; do it before the user's first word
             self.transcribe(np.zeros(SAMPLE_RATE // 2, np.float32))
         self.gate = gate or (lambda: False)
@@ -126,16 +140,37 @@ class WhisperASR:
     # --- transcription ---------------------------------------------------------------------------
     def transcribe(self, audio: np.ndarray) -> str:  # noqa: D401
         """audio: float32 mono at 16 kHz, shape (samples,)."""
-        segments, _ = self.model.transcribe(audio.astype(np.float32), language=self.o.language or None,
+        audio = audio.astype(np.float32)
+        if self._prompt is not None and len(audio) <= 29 * SAMPLE_RATE:
+            return self._transcribe_window(audio)
+        segments, _ = self.model.transcribe(audio, language=self.o.language or None,
                                             beam_size=self.o.beam_size, condition_on_previous_text=False,
                                             temperature=0.0,  # no fallback re-decodes: latency over polish
                                             without_timestamps=True, vad_filter=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
+    def _transcribe_window(self, audio: np.ndarray) -> str:
+        """One encoder pass over a window sized to the audio, one greedy decode (same prompt, no
+        timestamps, as the 30 s path); the token budget grows with the audio, so a rare loop stops."""
+        import ctranslate2
+
+        feats = self.model.feature_extractor(audio)  # (80 mel bins, frames at 100 per second)
+        n = min(3000, max(int(self.o.window_s * 100), -(-feats.shape[1] // 100) * 100 + 100))
+        feats = feats[:, :n] if feats.shape[1] >= n else np.pad(feats, ((0, 0), (0, n - feats.shape[1])))
+        enc = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])),
+                                      to_cpu=False)  # (1, n / 2, d_model)
+        budget = len(self._prompt) + int(len(audio) / SAMPLE_RATE * 8) + 16  # ~3 words/s speech ≈ 4-5 tokens/s
+        res = self.model.model.generate(enc, [self._prompt], beam_size=self.o.beam_size, max_length=budget,
+                                        suppress_blank=True, suppress_tokens=[-1])
+        tokens = [t for t in res[0].sequences_ids[0] if t < self._tokenizer.eot]
+        return self._tokenizer.decode(tokens).strip()
+
     # --- the stream ------------------------------------------------------------------------------
     def start(self, listener: Listener) -> None:
         self._listener = listener
         self._stop.clear()
+        if self.worker.closed:  # started again after close()
+            self.worker = _Worker(self.transcribe)
         self.cutter.reset()
         mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, self._device, blk)))(SAMPLE_RATE, WINDOW)
         self._thread = threading.Thread(target=self._run, args=(mic,), name="whisper-asr", daemon=True)
@@ -298,6 +333,9 @@ class _Worker:
                first: bool = False) -> Future:
         fut: Future = Future()
         with self._cv:
+            if self._closed:  # never blocks a waiter: a closed worker runs nothing
+                fut.cancel()
+                return fut
             self._jobs.insert(0 if first else len(self._jobs), (audio, fut, on_done))
             self._cv.notify()
         return fut
@@ -325,6 +363,10 @@ class _Worker:
                 fut.set_result(text)
                 if on_done is not None:
                     on_done(text, time.perf_counter() - t0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._cv:

@@ -226,3 +226,15 @@ def test_missing_model_is_one_clear_line(tmp_path):
     with pytest.raises(AudioError) as err:
         find_model(str(tmp_path))
     assert err.value.kind == "missing_model" and "Whisper model not found" in str(err.value)
+
+
+def test_sized_window_gives_the_words_of_the_30_s_window(asr, speech):
+    """window_s (encoder sized to the audio) against Whisper's own 30 s window, same model, same audio."""
+    assert asr._prompt is not None  # the default takes the sized-window path
+    short = asr.transcribe(speech)
+    prompt, asr._prompt = asr._prompt, None
+    try:
+        full = asr.transcribe(speech)  # faster-whisper's transcribe: 30 s window
+    finally:
+        asr._prompt = prompt
+    assert words(short) == words(full) == words(SENTENCE)
