@@ -82,4 +82,20 @@ class RowSplitCache(Cache):
 
     def fork(self) -> RowSplitCache:
         """An independent copy of every row's state (a snapshot to branch from)."""
-        return RowSplitCache(copy.deepcopy(self.caches))
+        return RowSplitCache([_fork_cache(c) for c in self.caches])
+
+
+def _fork_cache(cache):
+    out = copy.copy(cache)
+    out.layers = [_fork_layer(layer) for layer in cache.layers]
+    return out
+
+
+def _fork_layer(layer):
+    from transformers.cache_utils import QuantizedLayer
+
+    if isinstance(layer, QuantizedLayer):
+        # quanto tensors cannot be deep-copied; its update only rebinds them (never writes in place), so a
+        # shallow copy is an independent branch
+        return copy.copy(layer)
+    return copy.deepcopy(layer)

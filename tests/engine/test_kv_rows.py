@@ -56,13 +56,16 @@ def test_rows_equal_each_cache_alone(model):
 def test_fork_is_independent_and_rows_must_match_the_batch(model):
     m, cfg = model
     m.set_attn_implementation(kv.ATTN_IMPLEMENTATION)
-    split = RowSplitCache([make() for make in makers(cfg)[:2]])
-    ids = torch.randint(0, 128, (2, 50), generator=torch.Generator().manual_seed(2))
+    from transformers import QuantizedCache
+
+    split = RowSplitCache([make() for make in makers(cfg)[:2]] +
+                          [QuantizedCache("quanto", cfg, nbits=2, q_group_size=16, residual_length=16)])
+    ids = torch.randint(0, 128, (3, 50), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         m(input_ids=ids[:, :40], cache=split, use_cache=True)
         fork = split.fork()
         a = m(input_ids=ids[:, 40:], cache=fork, use_cache=True).logits
         b = m(input_ids=ids[:, 40:], cache=split, use_cache=True).logits
         assert torch.equal(a, b) and fork.get_seq_length() == split.get_seq_length() == 50
-        with pytest.raises(ValueError, match="2 rows"):
+        with pytest.raises(ValueError, match="3 rows"):
             m(input_ids=ids[:1, :1], cache=split, use_cache=True)
