@@ -140,6 +140,7 @@ def bench_llamacpp(name: str, ticks: int, window: int, naive_samples: int, max_t
         if (t + 1) % 50 == 0:
             print(f"  [{Path(model).name}] tick {t + 1}/{ticks}: last {inc_ms[-1]:.0f} ms", file=sys.stderr, flush=True)
     ctx_tokens = b.stats().tokens_context
+    attn = attention_growth(b, system)
     b.close()
     naive.close()
     first = [v for k, v in naive_ms.items() if k < window]
@@ -149,12 +150,34 @@ def bench_llamacpp(name: str, ticks: int, window: int, naive_samples: int, max_t
         "inc_start": (pct(inc_ms[:window], 50), pct(inc_ms[:window], 95)),
         "inc_end": (pct(inc_ms[-window:], 50), pct(inc_ms[-window:], 95)),
         "naive_start": (pct(first, 50), pct(first, 95)), "naive_end": (pct(last, 50), pct(last, 95)),
+        "attention": attn,
     }
     if reset_ms:
         rf = [v for k, v in reset_ms.items() if k < window]
         rl = [v for k, v in reset_ms.items() if k >= ticks - window]
         res["reset_start"], res["reset_end"] = (pct(rf, 50), pct(rf, 95)), (pct(rl, 50), pct(rl, 95))
     return res
+
+
+def attention_growth(b, system: str, reps: int = 15) -> tuple[int, float, int, float]:
+    """One decoded token (what each sampled step of a decision costs) at the stream's final context
+    and again right after a chunk reset: same model, same context object, same token, so the
+    difference is attention over the cached cells. Returns (long cells, ms, short cells, ms)."""
+    seq = b.seq
+
+    def one_token_ms() -> float:
+        ts = []
+        for _ in range(reps):
+            mark = (seq.n_past, seq.n_cells, len(seq.history))
+            t0 = time.perf_counter()
+            seq.decode_one(seq.tokenize(" the")[0])
+            ts.append((time.perf_counter() - t0) * 1000)
+            seq.rollback(*mark)
+        return float(np.median(ts))
+
+    long_cells, long_ms = seq.n_cells, one_token_ms()
+    b.start_chunk(ChunkPrefix(system=system, text=""))
+    return long_cells, long_ms, seq.n_cells, one_token_ms()
 
 
 def report_llamacpp(r: dict) -> None:
@@ -165,14 +188,21 @@ def report_llamacpp(r: dict) -> None:
         i50, i95 = w[f"inc_{key}"]
         n50, n95 = w[f"naive_{key}"]
         print(f"  {key:<8} {i50:>11.1f} / {i95:<10.1f} {n50:>9.1f} / {n95:<8.1f} {n50 / i50:>20.1f}x")
+    print("  (naive = create_chat_completion over the whole history; text: llama-cpp-python reuses the cached"
+          " token prefix of its last call; images: its multimodal handler re-evaluates everything)")
     if "reset_start" in w:
         for key in ("start", "end"):
             r50, r95 = w[f"reset_{key}"]
             i50 = w[f"inc_{key}"][0]
-            print(f"  {key:<8} naive without llama-cpp-python's prefix reuse: {r50:.1f} / {r95:.1f} ms, "
+            print(f"  {key:<8} naive without prefix reuse (reset() each tick): {r50:.1f} / {r95:.1f} ms, "
                   f"{r50 / i50:.1f}x incremental")
     growth = w["inc_end"][0] / w["inc_start"][0]
     print(f"  incremental end/start p50: {growth:.2f}x (flat = 1.0)")
+    lc, lms, sc, sms = w["attention"]
+    print(f"  one decoded token: {sms:.2f} ms at {sc} cells, {lms:.2f} ms at {lc} cells ({lms / sms:.2f}x): "
+          f"attention over the cache, the only per-token cost that grows")
+    if "reset_end" in w:
+        print(f"  naive without prefix reuse end/start p50: {w['reset_end'][0] / w['reset_start'][0]:.2f}x")
 
 
 def bench_openai(url: str, ticks: int, window: int, max_tokens: int, model_name: str) -> dict:
@@ -213,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--size", type=int, default=64, help="frame side in pixels")
     ap.add_argument("--n-ctx", type=int, default=16384)
-    ap.add_argument("--kv", default="q8_0")
+    ap.add_argument("--kv", default="auto", help="auto (f16 on CPU, q8_0 on GPU) | f16 | q8_0 | q4_0")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: llama.cpp's choice)")
     ap.add_argument("--url", default="", help="openai: an existing server (default: start llama_cpp.server)")
     ap.add_argument("--model", default="default", help="openai: the model name to send")

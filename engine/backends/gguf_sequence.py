@@ -27,6 +27,17 @@ KV_TYPES: dict[str, tuple[int, float]] = {
     "f32": (0, 4.0), "f16": (1, 2.0), "q4_0": (2, 18 / 32), "q4_1": (3, 20 / 32),
     "q5_0": (6, 22 / 32), "q5_1": (7, 24 / 32), "q8_0": (8, 34 / 32),
 }
+# "auto": the KV type per device. On a CPU build, f16 without flash attention: ggml's CPU attention
+# over an f16 cache is plain matmuls, while a quantized cache needs flash attention, whose CPU kernel
+# dequantises every V row per query token; measured with SmolLM2-135M, one decoded token at 8192 cells
+# costs 46 ms (f16) vs 98 ms (q8_0) vs 182 ms (q4_0), 14 ms at 256 cells for all (benchmarks/
+# tick_latency_gguf.py --attention). On a GPU, q8_0 + flash attention: half the memory, same speed.
+AUTO_KV = {"cpu": "f16", "gpu": "q8_0"}
+
+
+def resolve_kv_type(kv_type: str, gpu: bool) -> str:
+    """The concrete KV type for ``kv_type`` ("auto" picks per device; others pass through)."""
+    return AUTO_KV["gpu" if gpu else "cpu"] if kv_type in ("auto", "") else kv_type
 
 
 @dataclass
@@ -56,7 +67,7 @@ def find_mmproj(model: str) -> str:
 class LiveSequence:
     """A loaded GGUF (+ optional mmproj) and its one live sequence."""
 
-    def __init__(self, model: str, mmproj: str = "", n_ctx: int = 8192, kv_type: str = "q8_0",
+    def __init__(self, model: str, mmproj: str = "", n_ctx: int = 8192, kv_type: str = "auto",
                  n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
                  flash_attn: bool | None = None, seed: int = 0):
         import llama_cpp
@@ -64,13 +75,14 @@ class LiveSequence:
         self._lc = llama_cpp
         if not model or not Path(model).is_file():
             raise ModelLoadError(f"GGUF model not found: {model or '(none given)'}")
+        self.gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        kv_type = resolve_kv_type(kv_type, self.gpu and n_gpu_layers != 0)
         if kv_type not in KV_TYPES:
-            raise ModelLoadError(f"unknown KV cache type {kv_type!r}; choose one of {', '.join(KV_TYPES)}")
+            raise ModelLoadError(f"unknown KV cache type {kv_type!r}; choose auto or one of {', '.join(KV_TYPES)}")
         ggml_type, self._kv_bytes_per_value = KV_TYPES[kv_type]
         quantized_v = kv_type not in ("f16", "f32")
         # llama.cpp refuses a quantized V cache without flash attention (V is stored transposed otherwise).
         fa = quantized_v if flash_attn is None else (flash_attn or quantized_v)
-        self.gpu = bool(llama_cpp.llama_supports_gpu_offload())
         if n_gpu_layers is None:
             n_gpu_layers = -1 if self.gpu else 0
         self.n_batch = n_batch

@@ -4,8 +4,10 @@ Per tick it evaluates only the new turn (notes, query header, time marker, the f
 current position, samples the decision with JoyAI's defaults until the end of the line, then rolls
 the sequence back to where the decision began and leaves exactly the normalised decision
 (``commit``). ``start_chunk`` clears the cache and evaluates system + chunk prefix. KV cache
-``q8_0`` by default (``q4_0``, ``f16`` options; flash attention is switched on whenever V is
-quantized); every layer on the GPU when the build has one. A turn that would not fit in ``n_ctx``
+``auto`` by default: ``q8_0`` with flash attention on a GPU, ``f16`` without it on a CPU, where it is
+2-4x faster per token at long contexts (see ``gguf_sequence.AUTO_KV``); ``q8_0``, ``q4_0``, ``f16``
+can be chosen (flash attention is switched on whenever V is quantized); every layer on the GPU when
+the build has one. A turn that would not fit in ``n_ctx``
 is refused with one clear line and leaves the context as it was.
 """
 

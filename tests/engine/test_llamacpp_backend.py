@@ -260,3 +260,43 @@ def test_a_think_block_does_not_end_the_decision_line(body, end):
     from engine.backends.llamacpp import _line_end
 
     assert _line_end(body) == end
+
+
+def test_auto_kv_is_f16_without_flash_attention_on_cpu_and_q8_0_on_gpu():
+    from engine.backends.gguf_sequence import resolve_kv_type
+
+    assert resolve_kv_type("auto", gpu=False) == "f16" and resolve_kv_type("auto", gpu=True) == "q8_0"
+    assert resolve_kv_type("q4_0", gpu=False) == "q4_0"  # an explicit choice is kept on any device
+
+
+@pytest.mark.slow
+def test_cpu_default_kv_matches_the_quantized_flash_attention_path():
+    """The CPU default (f16 KV, plain attention) against the former default (q8_0 + flash attention)
+    and f16 + flash attention, on the same real text ticks: the fast path computes the same thing."""
+    import llama_cpp
+
+    path, outs = smollm2_path(), {}
+    for kv, fa in (("auto", None), ("f16", True), ("q8_0", None)):
+        b = LlamaCppBackend()
+        b.load(BackendConfig(model=str(path), n_ctx=1024, kv_type=kv, greedy=True,
+                             options={"llamacpp": {"n_threads": 1, "flash_attn": fa}}))
+        try:
+            if kv == "auto" and not b.seq.gpu:
+                assert b.seq.kv_type == "f16"
+                assert b.seq.llama.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            b.start_chunk(ChunkPrefix(system="Answer with </silence> or </response> and a short reply.", text=""))
+            for t in range(3):
+                b.observe(Turn(t=t, query="What time is it?" if t == 1 else None))
+                assert list(b.decide(6))
+                b.commit("</silence>")  # the same history for every path, whatever each one sampled
+            b.observe(Turn(t=3))
+            outs[(kv, fa)] = b.logits()
+        finally:
+            b.close()
+    new, f16_fa, q8 = outs[("auto", None)], outs[("f16", True)], outs[("q8_0", None)]
+    # Flash attention on CPU rounds Q and the softmax accumulation to f16 and q8_0 rounds the cache, so
+    # logits (scale ~20) differ by up to ~0.7 here; the ranking at the top must not.
+    for other in (f16_fa, q8):
+        assert int(np.argmax(new)) == int(np.argmax(other))
+        assert set(np.argsort(-new)[:5]) == set(np.argsort(-other)[:5])
+        assert float(np.max(np.abs(new - other))) < 1.5
