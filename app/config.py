@@ -52,7 +52,7 @@ class BackendSettings:
     device: str = "auto"
     quantization: str = "none"  # none | 4bit | 8bit
     kv_cache: str = "full"  # full | tailor | quantized | sink
-    kv_type: str = "q8_0"  # llama.cpp: f16 | q8_0 | q4_0
+    kv_type: str = "auto"  # llama.cpp: auto (f16 on CPU, q8_0 on GPU) | f16 | q8_0 | q4_0
     n_ctx: int = 32768
     temperature: float = 0.8
     top_p: float = 0.9

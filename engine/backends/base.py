@@ -45,7 +45,7 @@ class BackendConfig:
     dtype: str = "auto"
     quantization: str = "none"  # none | 4bit | 8bit (torch on CUDA)
     kv_cache: str = "full"  # full | tailor | quantized | sink (torch)
-    kv_type: str = "q8_0"  # llama.cpp KV type
+    kv_type: str = "auto"  # llama.cpp KV type (auto: f16 on CPU, q8_0 on GPU)
     n_ctx: int = 32768
     temperature: float = 0.8
     top_p: float = 0.9
