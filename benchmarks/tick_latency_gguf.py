@@ -8,6 +8,11 @@ naive path — ``Llama.create_chat_completion`` over the whole history each tick
 plain llama-cpp-python app (and the community Windows port) does. Both run in this process on the
 same model; the naive path is timed on a sample of ticks in the first and the last window (every
 tick of it at tick 300 would take minutes). Prints p50/p95 per window and naive/incremental ratios.
+Text models get two naive rows: as called (llama-cpp-python's Llama reuses the longest cached token
+prefix of its previous call) and without prefix reuse (``reset()`` before each call: a fresh
+re-prefill, what a server without a prompt cache does; the multimodal handler always re-prefills).
+Last, one decoded token is timed at the final context and right after a chunk reset, in the same
+context object: that ratio is the growth due to attention over the cache alone.
 
 openai: a session's requests against an OpenAI-compatible server (a ``llama_cpp.server`` started on
 127.0.0.1 with SmolLM2 unless ``--url`` is given); prints p50/p95 at the start and end of the stream.
