@@ -120,14 +120,15 @@ def bench_tts(n: int) -> dict:
     return {"res": res, "rtf": tts.rtf, "audio_s": tts.audio_s}
 
 
-CONFIGS = {  # name: (end-of-utterance pause s, speculate_s)
-    "previous (pause 0.7 s, no speculation)": (0.7, 0.0),
-    "default (pause 0.5 s, speculation at 0.2 s)": (0.5, 0.2),
-    "snappy (pause 0.35 s, speculation at 0.2 s)": (0.35, 0.2),
+CONFIGS = {  # name: (end-of-utterance pause s, speculate_s, sized encoder window)
+    "previous (pause 0.7 s, no speculation, 30 s window)": (0.7, 0.0, False),
+    "pause 0.7 s, speculation at 0.2 s, sized window": (0.7, 0.2, True),
+    "pause 0.5 s, speculation at 0.2 s, sized window": (0.5, 0.2, True),
+    "default (pause 0.4 s, speculation at 0.2 s, sized window)": (0.4, 0.2, True),
 }
 
 
-def bench_asr(m: int, configs: dict[str, tuple[float, float]], env: dict[str, str]) -> dict:
+def bench_asr(m: int, configs: dict[str, tuple[float, float, bool]], env: dict[str, str]) -> dict:
     """Each spoken question is heard under every config in turn (rotating order), so the configs share
     the machine's load; the config is switched in the silence between questions."""
     from engine.speech import TurnOptions, TurnTaker
@@ -138,6 +139,7 @@ def bench_asr(m: int, configs: dict[str, tuple[float, float]], env: dict[str, st
 
     voice = PiperTTS(sink_factory=lambda *a, **k: None, deterministic=True)
     asr = WhisperASR(WhisperOptions())
+    prompt = asr._prompt  # None = faster-whisper's 30 s window
     whisper_ms: list[float] = []  # every Whisper call (partials, speculations, finals)
     inner = asr.worker._transcribe
 
@@ -176,7 +178,8 @@ def bench_asr(m: int, configs: dict[str, tuple[float, float]], env: dict[str, st
         q = QUESTIONS[i % len(QUESTIONS)]
         wav, speech_end_s = wavs[i % len(QUESTIONS)]
         for name in names[i % len(names):] + names[: i % len(names)]:
-            eou, spec = configs[name]
+            eou, spec, sized = configs[name]
+            asr._prompt = prompt if sized else None
             asr.o.cutter = CutterOptions(end_of_utterance_s=eou, speculate_s=spec)
             asr.cutter = UtteranceCutter(StreamingVAD(), asr.o.cutter)
             n0 = len(got)
