@@ -98,7 +98,7 @@ class VoiceSettings:
     output_device: str = ""
     overlap: str = "text_only"  # text_only | queue | newest_wins
     push_to_talk: bool = False
-    end_of_utterance_s: float = 0.7
+    end_of_utterance_s: float = 0.4  # with speculative transcription the transcript is ready at the cut; 0.6–0.8 for hesitant speakers
     echo: str = "gate"  # gate (mic ignored while speaking) | aec (echo cancelled) | off (headphones)
     barge_in: bool = True
 
