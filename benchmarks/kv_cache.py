@@ -167,11 +167,23 @@ def passkey(model, tok, makes, cells, chunk):
     return [{n: sum(h[r] for h in v) / len(v) for n, v in hits.items()} for r in range(n_rows)]
 
 
+def print_ppl_table(names, rows, p) -> None:
+    """Printed before the passkey grid runs, so a long run still leaves these figures behind."""
+    cols = [f"PPL@{n}" for n in p["lengths"]]
+    print("| cache | " + " | ".join(cols) + " | fast B/tok | offload B/tok | fp16 / fast | decode ms/tok |")
+    print("|---" * (len(cols) + 5) + "|")
+    for name, (ppl, fast, off, ms) in zip(names, rows, strict=True):
+        print(f"| {name} | " + " | ".join(f"{x:.3f}" for x in ppl) +
+              f" | {fast:,.0f} | {off:,.0f} | {FP16_BYTES_PER_TOKEN / fast:.1f}x | {ms:.0f} |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="scaled-down lengths and budgets (minutes, not 20)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--only", default="", help="comma-separated substrings of config names to run")
+    ap.add_argument("--skip-ppl", action="store_true",
+                    help="passkey grid only (the PPL/bytes/latency table alone takes ~30 min on 2 busy cores)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -209,14 +221,8 @@ def main(argv=None) -> int:
     chosen = [(name, make) for name, make in configs(p, plan) if not only or any(x in name for x in only)]
     names, makes = [c[0] for c in chosen], [c[1] for c in chosen]
     with torch.no_grad():
-        rows = perplexity(model, makes, tokens, p)
-        # printed before the passkey grid runs, so a long run still leaves these figures behind
-        cols = [f"PPL@{n}" for n in p["lengths"]]
-        print("| cache | " + " | ".join(cols) + " | fast B/tok | offload B/tok | fp16 / fast | decode ms/tok |")
-        print("|---" * (len(cols) + 5) + "|")
-        for name, (ppl, fast, off, ms) in zip(names, rows, strict=True):
-            print(f"| {name} | " + " | ".join(f"{x:.3f}" for x in ppl) +
-                  f" | {fast:,.0f} | {off:,.0f} | {FP16_BYTES_PER_TOKEN / fast:.1f}x | {ms:.0f} |", flush=True)
+        if not args.skip_ppl:
+            print_ppl_table(names, perplexity(model, makes, tokens, p), p)
         pk = passkey(model, tok, makes, cells, p["chunk"])
     print("| cache | " + " | ".join(f"passkey@{n}" for n in p["pk_lengths"]) + " |")
     print("|---" * (len(p["pk_lengths"]) + 1) + "|")
