@@ -25,6 +25,12 @@ def api_key(env_name: str, service: str = "presence") -> str:
     return os.environ.get(env_name, "")
 
 
+def auth_headers(env_name: str) -> dict:
+    """``Authorization: Bearer …`` when a key is configured (see ``api_key``), else nothing."""
+    key = api_key(env_name)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def post_json(url: str, body: dict, timeout_s: float, headers: dict | None = None) -> dict:
     data = json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="POST",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 
 from engine.brain import BrainError, brain_messages
-from plugins.brain._http import api_key, post_json
+from plugins.brain._http import auth_headers, post_json
 
 
 class OpenAIChatBrain:
@@ -31,16 +31,15 @@ class OpenAIChatBrain:
         return True, ""
 
     def chat(self, messages: list[dict], max_tokens: int, timeout_s: float = 120.0) -> str:
-        """Plain chat completion (used by the summarizer)."""
-        key = api_key(self.api_key_env)
+        """Plain chat completion (used by the summarizer; ``ask`` goes through it too)."""
         endpoint = self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
-        data = post_json(endpoint, {"model": self.model or "default", "messages": messages, "max_tokens": max_tokens,
-                                    "temperature": self.temperature}, timeout_s,
-                         {"Authorization": f"Bearer {key}"} if key else {})
+        body = {"model": self.model or "default", "messages": messages, "max_tokens": max_tokens,
+                "temperature": self.temperature}
+        data = post_json(endpoint, body, timeout_s, auth_headers(self.api_key_env))
         try:
             return str(data["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError):
-            raise BrainError(f"server at {endpoint} returned an unexpected response shape") from None
+            raise BrainError(f"brain at {endpoint} returned an unexpected response shape") from None
 
     def ask(self, question: str, context: str, frames_jpeg, timeout_s: float) -> str:
         messages = brain_messages(question, context)
@@ -49,13 +48,4 @@ class OpenAIChatBrain:
             parts += [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,"
                                                           + base64.b64encode(j).decode()}} for j in frames_jpeg]
             messages[1] = {"role": "user", "content": parts}
-        key = api_key(self.api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        endpoint = self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
-        body = {"model": self.model or "default", "messages": messages, "max_tokens": self.max_tokens,
-                "temperature": self.temperature}
-        data = post_json(endpoint, body, timeout_s, headers)
-        try:
-            return str(data["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError):
-            raise BrainError(f"brain at {endpoint} returned an unexpected response shape") from None
+        return self.chat(messages, self.max_tokens, timeout_s)

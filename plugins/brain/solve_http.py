@@ -10,7 +10,7 @@ import base64
 import uuid
 
 from engine.brain import BrainError
-from plugins.brain._http import api_key, post_json
+from plugins.brain._http import auth_headers, post_json
 
 
 class SolveHTTPBrain:
@@ -35,9 +35,7 @@ class SolveHTTPBrain:
         body = {"session_id": self.session_id, "task_id": uuid.uuid4().hex, "question": question,
                 "foreground_text": context, "max_subagents": self.max_subagents,
                 "timeout_seconds": int(timeout_s), "frames": frames}
-        key = api_key(self.api_key_env)
-        data = post_json(self.url + "/v1/solve", body, timeout_s,
-                         {"Authorization": f"Bearer {key}"} if key else {})
+        data = post_json(self.url + "/v1/solve", body, timeout_s, auth_headers(self.api_key_env))
         for k in ("summary_text", "text", "answer", "result"):
             if isinstance(data.get(k), str) and data[k].strip():
                 return data[k]

@@ -23,6 +23,18 @@ class PrefixRecorder(ScriptedBackend):
         yield f"</response> Event {self._t}: the counter shows {self._t * 3}" if self._t % 7 == 0 else "</silence>"
 
 
+class GatedSummarizer(ConcatSummarizer):
+    """FAKE slow summarizer: each mid summary waits for ``gate`` (at most 5 s), then says "<label> <index>"."""
+
+    def __init__(self, gate: threading.Event, label: str):
+        super().__init__()
+        self.gate, self.label = gate, label
+
+    def summarize(self, chunk):
+        self.gate.wait(5)
+        return f"{self.label} {chunk.index}"
+
+
 class VerboseSummarizer(ConcatSummarizer):
     """FAKE summarizer with realistic sizes: ~300-token mid summaries, merges that shrink."""
 
@@ -88,14 +100,9 @@ def test_simulated_twelve_hours_stays_within_budget():
 
 def test_late_summary_does_not_block_the_boundary_and_lands_later():
     gate = threading.Event()
-
-    class Slow(ConcatSummarizer):
-        def summarize(self, chunk):
-            gate.wait(5)
-            return f"late summary of chunk {chunk.index}"
-
     events = []
-    mem = Memory(MemoryOptions(chunk_ticks=4, lead_ticks=1, boundary_wait_s=0.05), Slow(),
+    mem = Memory(MemoryOptions(chunk_ticks=4, lead_ticks=1, boundary_wait_s=0.05),
+                 GatedSummarizer(gate, "late summary of chunk"),
                  on_summary=lambda *a: events.append(a))
     for t in range(4):
         mem.record(TurnRecord(t, "</silence>"))
@@ -170,14 +177,8 @@ def test_slow_merge_runs_off_the_tick_thread_and_lands_later():
 
 def test_summarizer_far_behind_degrades_instead_of_queueing_forever():
     gate = threading.Event()
-
-    class Stuck(ConcatSummarizer):
-        def summarize(self, chunk):
-            gate.wait(5)
-            return f"real {chunk.index}"
-
     events = []
-    mem = Memory(MemoryOptions(chunk_ticks=2, lead_ticks=0, boundary_wait_s=0.01), Stuck(),
+    mem = Memory(MemoryOptions(chunk_ticks=2, lead_ticks=0, boundary_wait_s=0.01), GatedSummarizer(gate, "real"),
                  on_summary=lambda *a: events.append(a))
     for t in range(12):
         mem.record(TurnRecord(t, "</silence>"))
