@@ -189,7 +189,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     p = QUICK if args.quick else FULL
     from engine.kv.plan import plan_path_for
-    from engine.kv.profile import long_text, profile_layers
+    from engine.kv.profile import profile_layers
+    from engine.kv.text import long_text
 
     model, tok, gguf = load_model()
     import engine.kv as kv

@@ -50,7 +50,8 @@ def load_text_model(model: str):
 
 def cmd_profile(args) -> int:
     from engine.kv.plan import plan_path_for
-    from engine.kv.profile import long_text, profile_layers
+    from engine.kv.profile import profile_layers
+    from engine.kv.text import long_text
 
     if not Path(args.model).expanduser().exists():
         sys.stderr.write(f"presence: error: model '{args.model}' not found\n")

@@ -1,4 +1,4 @@
-"""Offline layer profiling for the TailorKV plan (``presence kv profile``); ``long_text`` is in ``text.py``.
+"""Offline layer profiling for the TailorKV plan (``presence kv profile``); its calibration text is ``text.long_text``.
 
 Profiling runs one forward over a calibration input with a temporary attention function that, per
 layer, scores the last ``last_q`` queries (``plan.dense_score``) and then attends normally with SDPA.
@@ -9,10 +9,8 @@ from __future__ import annotations
 import torch
 
 from engine.kv.plan import LayerPlan, dense_score
-from engine.kv.text import long_text
 
 PROFILE_IMPL = "presence_kv_profile"
-__all__ = ["PROFILE_IMPL", "long_text", "profile_layers"]
 
 
 def profile_layers(model, input_ids: torch.Tensor, top_frac: float = 0.05, last_q: int = 32,
