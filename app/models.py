@@ -83,8 +83,9 @@ def find_preset(name: str) -> Preset | None:
 
 # --- VRAM estimate -------------------------------------------------------------------------------
 _WEIGHT_BYTES = {"none": 2.0, "8bit": 1.0, "4bit": 0.55}  # bf16; int8; nf4 + scales
-_KV_BYTES = {"f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625, "full": 2.0, "quantized": 0.5625, "tailor": 1.0,
-             "sink": 2.0}
+# llama.cpp "auto" is q8_0 on a GPU build, and this estimate is of GPU memory
+_KV_BYTES = {"auto": 1.0625, "f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625, "full": 2.0, "quantized": 0.5625,
+             "tailor": 1.0, "sink": 2.0}
 
 
 @dataclass
@@ -98,7 +99,7 @@ class VramEstimate:
         return self.weights + self.kv + self.overhead
 
 
-def estimate_vram(preset: Preset, quantization: str = "none", kv_type: str = "q8_0", n_ctx: int = 32768) -> VramEstimate:
+def estimate_vram(preset: Preset, quantization: str = "none", kv_type: str = "auto", n_ctx: int = 32768) -> VramEstimate:
     """Weights + KV cache (2 · layers · kv_heads · head_dim · n_ctx · bytes) + ~0.6 GB runtime overhead.
     GGUF presets are already quantized: their weights are the file size. ``tailor`` keeps roughly half."""
     if preset.backend in ("llamacpp", "lite"):

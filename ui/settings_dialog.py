@@ -60,7 +60,7 @@ class SettingsDialog(QDialog):
         self.mmproj = QLineEdit(s.backend.mmproj)
         self.url = QLineEdit(s.backend.url, placeholderText="OpenAI-compatible server URL")
         self.kv_cache = _combo(["full", "tailor", "quantized", "sink"], s.backend.kv_cache)
-        self.kv_type = _combo(["f16", "q8_0", "q4_0"], s.backend.kv_type)
+        self.kv_type = _combo(["auto", "f16", "q8_0", "q4_0"], s.backend.kv_type)
         self.quant = _combo(["none", "8bit", "4bit"], s.backend.quantization)
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(2048, 262144)

@@ -30,8 +30,9 @@ KV_TYPES: dict[str, tuple[int, float]] = {
 # "auto": the KV type per device. On a CPU build, f16 without flash attention: ggml's CPU attention
 # over an f16 cache is plain matmuls, while a quantized cache needs flash attention, whose CPU kernel
 # dequantises every V row per query token; measured with SmolLM2-135M, one decoded token at 8192 cells
-# costs 46 ms (f16) vs 98 ms (q8_0) vs 182 ms (q4_0), 14 ms at 256 cells for all (benchmarks/
-# tick_latency_gguf.py --attention). On a GPU, q8_0 + flash attention: half the memory, same speed.
+# costs 46 ms (f16) vs 98 ms (q8_0) vs 182 ms (q4_0), 13-15 ms at 256 cells for all (a one-off
+# micro-benchmark; benchmarks/tick_latency_gguf.py prints the per-token growth of the chosen type).
+# On a GPU, q8_0 + flash attention: half the memory of f16.
 AUTO_KV = {"cpu": "f16", "gpu": "q8_0"}
 
 
