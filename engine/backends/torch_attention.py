@@ -24,7 +24,7 @@ import torch
 ATTN_IMPLEMENTATION = "presence_sdpa"
 
 
-_MASK: dict = {}  # one entry: every layer of a forward asks for the same chunk mask
+_MASK: dict = {}  # a few entries: every layer of a forward asks for the same chunk mask (KV caches: a few)
 
 
 def _chunk_mask(q: int, t: int, rep: int, device) -> torch.Tensor:
@@ -39,7 +39,8 @@ def _chunk_mask(q: int, t: int, rep: int, device) -> torch.Tensor:
         mask = torch.ones(rep, q, t, dtype=torch.bool, device=device)
         mask[:, :, t - q:] = torch.ones(q, q, dtype=torch.bool, device=device).tril()
         mask = mask.view(rep * q, t)
-        _MASK.clear()
+        if len(_MASK) >= 8:
+            _MASK.pop(next(iter(_MASK)))
         _MASK[key] = mask
     return mask
 
@@ -54,14 +55,23 @@ def presence_sdpa(module, query, key, value, attention_mask, dropout=0.0, scalin
     if unusual:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
+    return packed_causal_sdpa(query, key, value, scaling), None
+
+
+def packed_causal_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       scaling: float | None = None) -> torch.Tensor:
+    """Causal attention where the query's q tokens are the last q keys (bottom-right), GQA packed.
+
+    query [B, Hq, q, D]; key/value [B, Hkv, T, D] (any view: read in place, never repeated) → [B, q, Hq, Dv].
+    Every key before the last q is visible to every query; the last q x q block is lower-triangular.
+    """
     b, hq, q, d = query.shape
     hkv, t = key.shape[1], key.shape[2]
     rep = hq // hkv
     packed = query.reshape(b, hkv, rep * q, d)  # row r*q + i = head kv*rep + r, query i (repeat_kv order)
     mask = _chunk_mask(q, t, rep, query.device) if q > 1 else None
     out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
-    out = out.reshape(b, hq, q, value.shape[-1]).transpose(1, 2).contiguous()  # [B, q, Hq, Dv]
-    return out, None
+    return out.reshape(b, hq, q, value.shape[-1]).transpose(1, 2).contiguous()  # [B, q, Hq, Dv]
 
 
 def presence_sdpa_mask(*args, **kwargs):

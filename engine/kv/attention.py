@@ -3,7 +3,8 @@
 Why a custom function: sparse and sink layers choose their context with the query, which only the
 attention function sees. ``update`` returns the new tokens tagged with their layer; this function
 hands the query to ``layer.attend``. Untagged tensors (full or KIVI layers, a plain DynamicCache)
-get ordinary causal SDPA, bottom-right aligned so a multi-token chunk after a cached prefix is right.
+get causal SDPA, bottom-right aligned so a multi-token chunk after a cached prefix is right, with the
+grouped query heads packed so the keys are read in place (``torch_attention.packed_causal_sdpa``).
 
 The mask function returns ``None`` (causality is applied from absolute positions inside ``attend``);
 padded batches are refused with one clear error instead of being silently mis-masked.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from engine.backends.torch_attention import packed_causal_sdpa
 from engine.kv.base import TAG
 
 ATTN_IMPLEMENTATION = "presence_kv"
@@ -26,13 +28,11 @@ def presence_attention(module, query, key, value, attention_mask, dropout=0.0, s
     layer = getattr(key, TAG, None)
     if layer is not None:
         return layer.attend(query, scaling), None
+    if attention_mask is None and getattr(module, "is_causal", True) and not dropout:
+        # a whole context (full or KIVI layer, DynamicCache, QuantizedCache): bottom-right causal, GQA packed
+        return packed_causal_sdpa(query, key, value, scaling), None
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    q, t = query.shape[-2], key.shape[-2]
-    if attention_mask is None and q > 1 and getattr(module, "is_causal", True):
-        # bottom-right causal: query i sits at absolute position t - q + i
-        attention_mask = (torch.arange(t, device=query.device)[None, :]
-                          <= torch.arange(t - q, t, device=query.device)[:, None])[None, None]
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   **kwargs)
 

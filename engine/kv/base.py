@@ -77,9 +77,23 @@ class PresenceLayer(CacheLayerMixin):
         return -tokens_to_remove
 
 
+def attend_chunk(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Fast path of ``attend_segments`` for the layout every Presence layer builds: the query's q tokens are
+    the *last* q keys, and every earlier key is older than the chunk (sinks, fetched rows and window in any
+    order). Then causality is the bottom-right q x q triangle, and grouped query heads are packed into the
+    query axis so the keys are read in place (no ``repeat_interleave`` copy, no [Hq, q, T] position mask).
+
+    query [B, Hq, q, D]; keys/values [B, Hkv, T, D] (T >= q, any dtype) → [B, q, Hq, D].
+    """
+    from engine.backends.torch_attention import packed_causal_sdpa
+
+    return packed_causal_sdpa(query, keys.to(query.dtype), values.to(query.dtype), scaling)
+
+
 def attend_segments(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, key_pos: torch.Tensor,
                     q_start: int, scaling: float) -> torch.Tensor:
-    """Exact softmax attention of ``query`` over an arbitrary set of cached tokens.
+    """Exact softmax attention of ``query`` over an arbitrary set of cached tokens (the general, naive path:
+    the reference ``attend_chunk`` is checked against).
 
     query [B, Hq, q, D]; keys/values [B, Hkv, T, D]; key_pos [T] or [B, Hkv, T] absolute positions;
     the query at row i sits at position ``q_start + i`` and sees keys with position <= its own.

@@ -21,7 +21,7 @@ import torch
 from transformers.cache_utils import Cache
 
 from engine.kv.attention import ATTN_IMPLEMENTATION
-from engine.kv.base import TAG, PresenceLayer, attend_segments, tag
+from engine.kv.base import TAG, PresenceLayer, attend_chunk, tag
 
 
 class RowSplitLayer(PresenceLayer):
@@ -42,14 +42,13 @@ class RowSplitLayer(PresenceLayer):
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
         """query [N, Hq, q, D] → [N, q, Hq, D]: each row attends through its own cache layer."""
-        q, outs = query.shape[-2], []
+        outs = []
         for i, (k, v) in enumerate(self._pending):
             layer = getattr(k, TAG, None)
             if layer is not None:
                 outs.append(layer.attend(query[i: i + 1], scaling))
             else:  # a layer that returned its whole context: plain causal attention, bottom-right aligned
-                t = k.shape[-2]
-                outs.append(attend_segments(query[i: i + 1], k, v, torch.arange(t, device=k.device), t - q, scaling))
+                outs.append(attend_chunk(query[i: i + 1], k, v, scaling))
         self._pending = None
         return torch.cat(outs, 0)
 

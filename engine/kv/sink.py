@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.kv.base import PresenceLayer, attend_segments, nbytes, tag
+from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
 
 
 class SinkLayer(PresenceLayer):
@@ -42,12 +42,11 @@ class SinkLayer(PresenceLayer):
         return tag(key_states, value_states, self)
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
-        n_prev, self._pending = self._pending, None
-        s, w = self.sink_k.shape[-2], self.win_k.shape[-2]
-        pos = torch.cat([torch.arange(s), torch.arange(self.n - w, self.n)]).to(self.device)
+        self._pending = None
+        # keys in position order: sinks, then the window, which ends with this call's new tokens
         keys = torch.cat([self.sink_k, self.win_k], -2)
         values = torch.cat([self.sink_v, self.win_v], -2)
-        return attend_segments(query, keys, values, pos, n_prev, scaling)
+        return attend_chunk(query, keys, values, scaling)
 
     def crop(self, tokens_to_remove: int) -> None:
         t = min(self._check_crop(tokens_to_remove), self.n)

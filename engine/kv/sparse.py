@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.kv.base import PresenceLayer, attend_segments, nbytes, tag
+from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
 from engine.kv.quant import QTensor, dequantize, quantize
 
 
@@ -169,22 +169,17 @@ class SparseLayer(PresenceLayer):
         return k.to(self.device, non_blocking=True), v.to(self.device, non_blocking=True)
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
-        n_prev, q = self._pending
         self._pending = None
-        lo = self.n - self.win_k.shape[-2]
-        pos = [torch.arange(0, self.sink_k.shape[-2], device=self.device),
-               torch.arange(lo, self.n, device=self.device)]
         idx = self.select(query)
+        # keys: sinks, fetched middle rows (all older than the window), then the window, which ends with
+        # this call's new tokens: the layout attend_chunk's bottom-right causality needs
         if idx is None:
             keys = torch.cat([self.sink_k, self.win_k], -2)
             values = torch.cat([self.sink_v, self.win_v], -2)
-            out = attend_segments(query, keys, values, torch.cat(pos), n_prev, scaling)
         else:
             fk, fv = self.fetch(idx)
             keys = torch.cat([self.sink_k, fk, self.win_k], -2)
             values = torch.cat([self.sink_v, fv, self.win_v], -2)
-            shape = (self.batch, self.heads, -1)
-            key_pos = torch.cat([pos[0].expand(shape), idx, pos[1].expand(shape)], -1)
-            out = attend_segments(query, keys, values, key_pos, n_prev, scaling)
+        out = attend_chunk(query, keys, values, scaling)
         self._sketch_flush()  # a long chunk leaves the window right away, so the fast tier stays bounded
         return out

@@ -197,3 +197,59 @@ def test_16bit_storage_halves_the_fp_windows_and_computes_in_fp32(make):
     bf = make(torch.bfloat16)
     feed(bf, k.half(), v.half(), [10])  # never upcast, never convert a 16-bit model's windows
     assert bf.sdtype == torch.float16
+
+
+def _naive_sparse_attention(layer, query, scaling):
+    """attend_segments over the same tokens with explicit absolute positions (no layout assumption)."""
+    from engine.kv.base import attend_segments
+
+    n_prev = layer._pending[0]
+    lo = layer.n - layer.win_k.shape[-2]
+    shape = (B, H, -1)
+    sink_pos = torch.arange(0, layer.sink_k.shape[-2]).expand(shape)
+    win_pos = torch.arange(lo, layer.n).expand(shape)
+    idx = layer.select(query)
+    if idx is None:
+        keys, values, pos = [layer.sink_k, layer.win_k], [layer.sink_v, layer.win_v], [sink_pos, win_pos]
+    else:
+        fk, fv = layer.fetch(idx)
+        keys, values = [layer.sink_k, fk, layer.win_k], [layer.sink_v, fv, layer.win_v]
+        pos = [sink_pos, idx, win_pos]
+    return attend_segments(query, torch.cat(keys, -2), torch.cat(values, -2), torch.cat(pos, -1), n_prev, scaling)
+
+
+@pytest.mark.parametrize("top_k", [16, 10_000])
+def test_fast_attention_equals_the_naive_positional_path(top_k):
+    """The packed bottom-right attention every layer uses (attend_chunk) equals attention with explicit
+    per-head positions, across chunks that straddle the sinks, decode steps and fetched middles."""
+    layer = SparseLayer(top_k=top_k, sinks=4, window=32, channels=8, sketch_bits=4, group=16)
+    k, v = kvs(400, seed=3)
+    g = torch.Generator().manual_seed(4)
+    s = 0
+    for c in (3, 40, 1, 1, 100, 7, 1, 150, 1):
+        layer.update(k[:, :, s: s + c], v[:, :, s: s + c])
+        query = torch.randn(B, 3 * H, c, D, generator=g)
+        naive = _naive_sparse_attention(layer, query, D**-0.5)
+        fast = layer.attend(query, D**-0.5)
+        assert fast.shape == naive.shape == (B, c, 3 * H, D)
+        assert (fast - naive).abs().max() < 1e-5, (s, c)
+        s += c
+    assert layer.e > layer.sinks  # a middle was sketched, so fetched rows took part
+
+
+def test_sink_attention_equals_the_naive_positional_path():
+    from engine.kv.base import attend_segments
+
+    layer = SinkLayer(sinks=4, window=24)
+    k, v = kvs(200, seed=5)
+    g = torch.Generator().manual_seed(6)
+    s = 0
+    for c in (2, 30, 1, 60, 1):
+        layer.update(k[:, :, s: s + c], v[:, :, s: s + c])
+        query = torch.randn(B, 2 * H, c, D, generator=g)
+        w = layer.win_k.shape[-2]
+        pos = torch.cat([torch.arange(layer.sink_k.shape[-2]), torch.arange(layer.n - w, layer.n)])
+        naive = attend_segments(query, torch.cat([layer.sink_k, layer.win_k], -2),
+                                torch.cat([layer.sink_v, layer.win_v], -2), pos, s, D**-0.5)
+        assert (layer.attend(query, D**-0.5) - naive).abs().max() < 1e-5
+        s += c
