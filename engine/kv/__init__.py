@@ -6,7 +6,9 @@ registered on import); ``full`` and ``quantized`` work with any attention implem
 
 Options (all optional): ``plan`` (a LayerPlan, a dict or a JSON path), ``model_path`` (looks for the
 plan beside the model), ``bits`` (2; KIVI bits, 16 = unquantized), ``group`` (64), ``residual`` (128),
-``top_k`` (128), ``sinks`` (8), ``window`` (120 tailor / 248 sink), ``channels`` (8),
+``top_k`` (128: rows a decoded token fetches per sparse layer), ``chunk_top_k`` (4 x top_k: rows a
+multi-token chunk fetches), ``score_queries`` (64: chunk tokens that score), ``sinks`` (8), ``window``
+(120 tailor / 248 sink), ``channels`` (8),
 ``sketch_bits`` (4; 16 = exact sketch), ``backend`` (quantized: "kivi" | "quanto"), ``store_dtype``
 ("auto" | "float16" | "bfloat16" | "model": what full-precision windows, residuals and the offload store
 are held in; "auto" = float16 under a 32-bit model when ``bits`` < 16, else the model's dtype; storage
@@ -88,11 +90,14 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
         q = set(plan.quantized_layers)
         offload = "cpu" if str(device).startswith("cuda") else o.get("offload_device")
 
+        top_k = int(o.get("top_k", 128))
+
         def sparse():
-            return SparseLayer(top_k=int(o.get("top_k", 128)), sinks=int(o.get("sinks", 8)),
-                               window=int(o.get("window", 120)), channels=int(o.get("channels", 8)),
-                               sketch_bits=int(o.get("sketch_bits", 4)), group=group, offload_device=offload,
-                               store_dtype=sd)
+            return SparseLayer(top_k=top_k, sinks=int(o.get("sinks", 8)), window=int(o.get("window", 120)),
+                               channels=int(o.get("channels", 8)), sketch_bits=int(o.get("sketch_bits", 4)),
+                               group=group, offload_device=offload, store_dtype=sd,
+                               chunk_top_k=int(o.get("chunk_top_k", 4 * top_k)),
+                               score_queries=int(o.get("score_queries", 64)))
         layers = [KiviLayer(bits, group, residual, store_dtype=sd) if i in q else sparse() for i in range(n_layers)]
         cache = PresenceCache(layers, kind)
         cache.plan = plan

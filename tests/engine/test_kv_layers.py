@@ -80,7 +80,7 @@ def test_kivi_deep_crop_re_expands_groups():
 
 
 def sparse(**kw):
-    return SparseLayer(**{"top_k": 16, "sinks": 4, "window": 32, "channels": D, "sketch_bits": 16, "group": 16, **kw})
+    return SparseLayer(**{"top_k": 16, "sinks": 4, "window": 32, "channels": D, "sketch_bits": 16, "group": 16, "chunk_top_k": 32, **kw})
 
 
 def test_sparse_tiers_hold_what_the_layout_says():
@@ -104,12 +104,18 @@ def test_selection_is_the_true_top_k_when_the_sketch_is_exact():
     layer = sparse()
     k, v = kvs(500, seed=3)
     feed(layer, k, v, [500])
-    q = torch.randn(B, 2 * H, 1, D)
-    idx = layer.select(q)
-    qbar = q.reshape(B, H, 2, 1, D).mean((2, 3))
-    scores = torch.einsum("bhd,bhtd->bht", qbar, k[:, :, 4: layer.e])
-    truth = scores.topk(16, -1).indices + 4
-    assert torch.equal(idx.sort(-1).values, truth.sort(-1).values)
+    for q_len in (1, 3):  # a decoded token, and a chunk: every (head, token) row adds its attention mass
+        q = torch.randn(B, 2 * H, q_len, D)
+        idx = layer.select(q)
+        rows = q.reshape(B, H, 2 * q_len, D)
+        mass = (rows @ k[:, :, 4: layer.e].transpose(-1, -2) * D**-0.5).softmax(-1).sum(2)  # [B, H, M]
+        truth = mass.topk(idx.shape[-1], -1).indices + 4
+        assert idx.shape[-1] == (16 if q_len == 1 else layer.chunk_top_k)
+        assert torch.equal(idx.sort(-1).values, truth.sort(-1).values)
+        # the GQA-mean query (TailorKV's rule) picks a different set here: the test can tell them apart
+        qbar = rows.mean(2)
+        mean_pick = torch.einsum("bhd,bhtd->bht", qbar, k[:, :, 4: layer.e]).topk(idx.shape[-1], -1).indices + 4
+        assert not torch.equal(idx.sort(-1).values, mean_pick.sort(-1).values)
 
 
 def test_sparse_crop_equals_a_fresh_layer_fed_less():
