@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
-from engine.kv.quant import QTensor, dequantize, quantize
+from engine.kv.quant import QTensor, dequantize, quantize, take_rows
 
 
 class SparseLayer(PresenceLayer):
@@ -168,9 +168,9 @@ class SparseLayer(PresenceLayer):
         c = min(self.channels, d)
         ch = (rows_q.abs().mean(2) * self.maxabs).topk(c, dim=-1).indices  # [B, H, c]
         if isinstance(self.sketch, QTensor):
-            keys_c = dequantize(self.sketch.rows(2, ch))  # [B, H, c, M]
+            keys_c = dequantize(self.sketch.rows(ch))  # [B, H, c, M]
         else:
-            keys_c = torch.gather(self.sketch.float(), 2, ch.unsqueeze(-1).expand(b, self.heads, c, m))
+            keys_c = take_rows(self.sketch, ch).float()
         q_c = torch.gather(rows_q, 3, ch.unsqueeze(2).expand(b, self.heads, rows_q.shape[2], c))  # [B, H, R, c]
         mass = (q_c @ keys_c * d**-0.5).softmax(-1).sum(2)  # [B, H, M]
         return mass.topk(k, dim=-1).indices + self.sinks
@@ -178,9 +178,7 @@ class SparseLayer(PresenceLayer):
     def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather rows idx [B, H, k] of K and V from the offload store onto the fast device."""
         src = idx.to(self.store_k.device)
-        gi = src.unsqueeze(-1).expand(*src.shape, self.head_dim)
-        k = torch.gather(self.store_k[:, :, : self.n], 2, gi)
-        v = torch.gather(self.store_v[:, :, : self.n], 2, gi)
+        k, v = take_rows(self.store_k, src), take_rows(self.store_v, src)
         return k.to(self.device, non_blocking=True), v.to(self.device, non_blocking=True)
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
