@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from engine.kv.base import PresenceLayer, nbytes
-from engine.kv.quant import QTensor, dequantize, quantize
+from engine.kv.quant import GrowingQTensor, QTensor, dequantize, quantize
 
 
 class KiviLayer(PresenceLayer):
@@ -36,8 +36,8 @@ class KiviLayer(PresenceLayer):
         if residual % group:
             raise ValueError("residual must be a multiple of the group size")
         self.bits, self.group, self.residual = bits, group, residual
-        self.qk: QTensor | None = None  # over keys^T: [B, H, D, n_q]
-        self.qv: QTensor | None = None  # over values: [B, H, n_q, D]
+        self.qk = GrowingQTensor(-1)  # over keys^T: [B, H, D, n_q], grown in place (grow.py)
+        self.qv = GrowingQTensor(-2)  # over values: [B, H, n_q, D]
         self.n_q = 0
         self.res_k = self.res_v = None  # [B, H, r, D]
 
@@ -58,10 +58,10 @@ class KiviLayer(PresenceLayer):
     def _dense(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized history + residual: a transient full-precision copy for this layer's attention."""
         rk, rv = self.res_k.to(self.dtype), self.res_v.to(self.dtype)
-        if self.qk is None:
+        if not self.n_q:
             return rk, rv
-        k = dequantize(self.qk, self.dtype).transpose(-1, -2)
-        v = dequantize(self.qv, self.dtype)
+        k = dequantize(self.qk.view(), self.dtype).transpose(-1, -2)
+        v = dequantize(self.qv.view(), self.dtype)
         return torch.cat([k, rk], -2), torch.cat([v, rv], -2)
 
     def _flush(self) -> None:
@@ -73,8 +73,8 @@ class KiviLayer(PresenceLayer):
         m = (r - self.residual) // self.group * self.group
         qk = quantize(self.res_k[:, :, :m].transpose(-1, -2).contiguous(), self.bits, self.group)
         qv = quantize(self.res_v[:, :, :m].contiguous(), self.bits, self._vgroup())
-        self.qk = qk if self.qk is None else self.qk.cat(qk)
-        self.qv = qv if self.qv is None else _cat_tokens(self.qv, qv)
+        self.qk.append(qk)
+        self.qv.append(qv)
         if self.rollback:
             sk = self.res_k[:, :, :m] if self.shadow_k is None else torch.cat([self.shadow_k, self.res_k[:, :, :m]], -2)
             sv = self.res_v[:, :, :m] if self.shadow_v is None else torch.cat([self.shadow_v, self.res_v[:, :, :m]], -2)
@@ -96,36 +96,27 @@ class KiviLayer(PresenceLayer):
                 k, v = self.shadow_k[:, :, shadow - g:], self.shadow_v[:, :, shadow - g:]
                 self.shadow_k, self.shadow_v = self.shadow_k[:, :, : shadow - g], self.shadow_v[:, :, : shadow - g]
             else:
-                k = dequantize(self.qk.tail(target), self.sdtype).transpose(-1, -2)
-                v = dequantize(_tail_tokens(self.qv, target), self.sdtype)
+                k = dequantize(self.qk.view().tail(target), self.sdtype).transpose(-1, -2)
+                v = dequantize(_tail_tokens(self.qv.view(), target), self.sdtype)
                 self.shadow_k = self.shadow_v = None
             self.res_k, self.res_v = torch.cat([k, self.res_k], -2), torch.cat([v, self.res_v], -2)
-            self.qk = self.qk.head(target) if target else None
-            self.qv = _head_tokens(self.qv, target) if target else None
+            self.qk.truncate(target)
+            self.qv.truncate(target)
             self.n_q = target
         keep = n_new - self.n_q
         self.res_k, self.res_v = self.res_k[:, :, :keep], self.res_v[:, :, :keep]
         self.n = n_new
 
     def reset(self) -> None:
-        self.qk = self.qv = self.res_k = self.res_v = self.shadow_k = self.shadow_v = None
+        self.qk, self.qv = GrowingQTensor(-1), GrowingQTensor(-2)
+        self.res_k = self.res_v = self.shadow_k = self.shadow_v = None
         self.n = self.n_q = 0
         self.is_initialized = False
 
     def nbytes(self) -> tuple[int, int]:
-        q = (self.qk.nbytes + self.qv.nbytes) if self.qk is not None else 0
-        return q + nbytes(self.res_k, self.res_v, self.shadow_k, self.shadow_v), 0
+        return self.qk.nbytes + self.qv.nbytes + nbytes(self.res_k, self.res_v, self.shadow_k, self.shadow_v), 0
 
 
-# Values are quantized along head_dim, so their token axis is -2: slice/cat there.
-def _cat_tokens(a: QTensor, b: QTensor) -> QTensor:
-    return QTensor(torch.cat([a.codes, b.codes], -2), torch.cat([a.scale, b.scale], -2),
-                   torch.cat([a.zero, b.zero], -2), a.bits, a.group)
-
-
-def _head_tokens(a: QTensor, n: int) -> QTensor:
-    return QTensor(a.codes[:, :, :n], a.scale[:, :, :n], a.zero[:, :, :n], a.bits, a.group)
-
-
+# Values are quantized along head_dim, so their token axis is -2.
 def _tail_tokens(a: QTensor, start: int) -> QTensor:
     return QTensor(a.codes[:, :, start:], a.scale[:, :, start:], a.zero[:, :, start:], a.bits, a.group)

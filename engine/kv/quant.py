@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.kv.grow import Growing
+
 SUPPORTED_BITS = (1, 2, 4, 8)
 
 
@@ -55,6 +57,47 @@ class QTensor:
         """Rows ``index`` [B, H, k] of the third axis (e.g. the channels a query cares about) → [B, H, k, ...]."""
         return QTensor(take_rows(self.codes, index), take_rows(self.scale, index), take_rows(self.zero, index),
                        self.bits, self.group)
+
+
+class GrowingQTensor:
+    """A QTensor grown along its quantized axis into spare capacity (``grow.Growing``): keys per channel grow
+    along -1 (codes, scale and zero all run along tokens), values per token along -2 (one row per token)."""
+
+    def __init__(self, axis: int):
+        if axis not in (-1, -2):
+            raise ValueError("axis is -1 (per-channel keys) or -2 (per-token values)")
+        self.axis, self.bits, self.group = axis, 0, 0
+        self.parts = [Growing(axis) for _ in range(3)]  # codes, scale, zero
+
+    def append(self, qt: QTensor) -> None:
+        self.bits, self.group = qt.bits, qt.group
+        for part, t in zip(self.parts, (qt.codes, qt.scale, qt.zero), strict=True):
+            part.append(t)
+
+    @property
+    def n(self) -> int:
+        """Values (axis -1) or tokens (axis -2) held."""
+        codes = self.parts[0].n
+        return codes * 8 // self.bits if self.axis == -1 and self.bits else codes
+
+    def view(self) -> QTensor | None:
+        if not self.parts[0].n:
+            return None
+        return QTensor(*(p.view() for p in self.parts), self.bits, self.group)
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` values/tokens (whole groups along -1)."""
+        per_code, per_scale = (self.bits / 8, 1 / self.group) if self.axis == -1 else (1, 1)
+        for part, per in zip(self.parts, (per_code, per_scale, per_scale), strict=True):
+            part.truncate(int(n * per))
+
+    def rows(self, index: torch.Tensor) -> QTensor:
+        """``view().rows(index)`` without copying the history: rows come from the contiguous buffers first."""
+        return QTensor(*(take_rows(p.buf, index).narrow(-1, 0, p.n) for p in self.parts), self.bits, self.group)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
 
 
 def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

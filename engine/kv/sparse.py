@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 
 from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
-from engine.kv.quant import QTensor, dequantize, quantize, take_rows
+from engine.kv.grow import Growing
+from engine.kv.quant import GrowingQTensor, dequantize, quantize, take_rows
 
 
 class SparseLayer(PresenceLayer):
@@ -43,7 +44,8 @@ class SparseLayer(PresenceLayer):
         self.store_k = self.store_v = None  # [B, H, cap, D] offload tier
         self.sink_k = self.sink_v = None  # [B, H, <=S, D]
         self.win_k = self.win_v = None  # [B, H, n - e, D]
-        self.sketch: QTensor | torch.Tensor | None = None  # keys^T over the middle: [B, H, D, M]
+        # keys^T over the middle, [B, H, D, M], grown in place (grow.py): a flush copies only the new groups
+        self.sketch = Growing(-1) if self.sketch_bits >= 16 else GrowingQTensor(-1)
         self.maxabs = None  # [B, H, D]
         self.e = self.sinks  # end of the sketched middle
         self._pending = None  # (n_prev, q) between update and attend
@@ -82,11 +84,7 @@ class SparseLayer(PresenceLayer):
         m = min(over // self.group * self.group, self.win_k.shape[-2] // self.group * self.group)
         kt = self.win_k[:, :, :m].transpose(-1, -2).contiguous()  # [B, H, D, m]
         self.maxabs = torch.maximum(self.maxabs, kt.abs().amax(-1).float())
-        part = kt if self.sketch_bits >= 16 else quantize(kt, self.sketch_bits, self.group)
-        if self.sketch is None:
-            self.sketch = part
-        else:
-            self.sketch = torch.cat([self.sketch, part], -1) if self.sketch_bits >= 16 else self.sketch.cat(part)
+        self.sketch.append(kt if self.sketch_bits >= 16 else quantize(kt, self.sketch_bits, self.group))
         self.win_k, self.win_v = self.win_k[:, :, m:], self.win_v[:, :, m:]
         self.e += m
 
@@ -121,10 +119,7 @@ class SparseLayer(PresenceLayer):
         limit = max(self.sinks, self.n - self.window)
         if self.e > limit:  # drop sketch groups that now fall inside the recent window
             keep = max(0, (limit - self.sinks) // self.group * self.group)
-            if keep == 0:
-                self.sketch = None
-            else:
-                self.sketch = self.sketch[..., :keep] if self.sketch_bits >= 16 else self.sketch.head(keep)
+            self.sketch.truncate(keep)
             self.e = self.sinks + keep
             mid = self.store_k[:, :, self.sinks: self.e]
             self.maxabs = (mid.to(self.device).abs().amax(-2).float() if keep else torch.zeros_like(self.maxabs))
@@ -138,8 +133,7 @@ class SparseLayer(PresenceLayer):
         self.is_initialized = False
 
     def nbytes(self) -> tuple[int, int]:
-        sk = self.sketch.nbytes if isinstance(self.sketch, QTensor) else nbytes(self.sketch)
-        fast = sk + nbytes(self.sink_k, self.sink_v, self.win_k, self.win_v, self.maxabs)
+        fast = self.sketch.nbytes + nbytes(self.sink_k, self.sink_v, self.win_k, self.win_v, self.maxabs)
         return fast, nbytes(self.store_k, self.store_v)
 
     # -- retrieval -----------------------------------------------------------------------------
@@ -167,10 +161,10 @@ class SparseLayer(PresenceLayer):
         rows_q = query.float().reshape(b, self.heads, -1, d)  # [B, H, R, D]: R = heads of the group x tokens
         c = min(self.channels, d)
         ch = (rows_q.abs().mean(2) * self.maxabs).topk(c, dim=-1).indices  # [B, H, c]
-        if isinstance(self.sketch, QTensor):
+        if isinstance(self.sketch, GrowingQTensor):
             keys_c = dequantize(self.sketch.rows(ch))  # [B, H, c, M]
         else:
-            keys_c = take_rows(self.sketch, ch).float()
+            keys_c = take_rows(self.sketch.buf, ch).narrow(-1, 0, m).float()
         q_c = torch.gather(rows_q, 3, ch.unsqueeze(2).expand(b, self.heads, rows_q.shape[2], c))  # [B, H, R, c]
         mass = (q_c @ keys_c * d**-0.5).softmax(-1).sum(2)  # [B, H, M]
         return mass.topk(k, dim=-1).indices + self.sinks
