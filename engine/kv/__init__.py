@@ -97,7 +97,7 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
                                channels=int(o.get("channels", 8)), sketch_bits=int(o.get("sketch_bits", 4)),
                                group=group, offload_device=offload, store_dtype=sd,
                                chunk_top_k=int(o.get("chunk_top_k", 4 * top_k)),
-                               score_queries=int(o.get("score_queries", 64)))
+                               score_queries=int(o.get("score_queries", 64)), rerank=int(o.get("rerank", 1)))
         layers = [KiviLayer(bits, group, residual, store_dtype=sd) if i in q else sparse() for i in range(n_layers)]
         cache = PresenceCache(layers, kind)
         cache.plan = plan

@@ -13,6 +13,7 @@ Per attention call (a decode token, or a chunk of frame tokens) with the real qu
   1. query rows = every head of the GQA group x the call's tokens (at most ``score_queries`` of a chunk);
   2. channels = top-``channels`` of mean|q|·max|K| per kv head;
   3. mass over the middle = sum over rows of softmax(q[channels] · dequant(sketch rows[channels]));
+     with ``rerank`` r > 1, the r·k best are re-scored with their exact keys from the store;
   4. fetch the ``top_k`` (a chunk: ``chunk_top_k``) rows of K/V with the most mass from the store and
      attend over sinks + fetched + recent window + new chunk (causal inside the chunk).
 When ``top_k`` covers the whole middle, nothing is scored and attention is exact. Windows and the
@@ -31,10 +32,11 @@ from engine.kv.quant import GrowingQTensor, dequantize, quantize, take_rows
 class SparseLayer(PresenceLayer):
     def __init__(self, top_k: int = 128, sinks: int = 8, window: int = 120, channels: int = 8,
                  sketch_bits: int = 4, group: int = 64, offload_device: str | None = None,
-                 store_dtype: torch.dtype | None = None, chunk_top_k: int = 0, score_queries: int = 64):
+                 store_dtype: torch.dtype | None = None, chunk_top_k: int = 0, score_queries: int = 64,
+                 rerank: int = 1):
         super().__init__(store_dtype)
         self.top_k, self.sinks, self.window, self.channels = top_k, sinks, window, channels
-        self.chunk_top_k, self.score_queries = chunk_top_k, score_queries
+        self.chunk_top_k, self.score_queries, self.rerank = chunk_top_k, score_queries, rerank
         self.sketch_bits, self.group = sketch_bits, group
         self.offload_device = offload_device
         self._clear()
@@ -146,6 +148,9 @@ class SparseLayer(PresenceLayer):
         largest, summed over the rows. Summing probabilities, not averaging the queries first, keeps a token
         that one head (or one frame token) needs badly: at 8k tokens on SmolLM2 it halves the perplexity
         cost of the sparse layers against TailorKV's GQA-mean query (``benchmarks/kv_cache.py``).
+        With ``rerank`` = r > 1 the sketch only shortlists r·k candidates; their exact keys (all channels, from
+        the store) are scored the same way and decide the final k. A 2-bit sketch alone ranks the head of the
+        distribution poorly (softmax amplifies its rounding); the shortlist costs one key-only fetch of r·k rows.
         A chunk (q > 1) fetches ``chunk_top_k`` rows: its tokens need more of the past between them than one
         decoded token, and the fetch is paid once per chunk, not per token.
         """
@@ -167,7 +172,14 @@ class SparseLayer(PresenceLayer):
             keys_c = take_rows(self.sketch.buf, ch).narrow(-1, 0, m).float()
         q_c = torch.gather(rows_q, 3, ch.unsqueeze(2).expand(b, self.heads, rows_q.shape[2], c))  # [B, H, R, c]
         mass = (q_c @ keys_c * d**-0.5).softmax(-1).sum(2)  # [B, H, M]
-        return mass.topk(k, dim=-1).indices + self.sinks
+        n_cand = min(m, k * self.rerank) if self.rerank > 1 else k
+        cand = mass.topk(n_cand, dim=-1).indices + self.sinks  # [B, H, C]
+        if n_cand == k:
+            return cand
+        # second stage: the candidates' exact keys (all channels) from the store decide the final k
+        keys = take_rows(self.store_k, cand.to(self.store_k.device)).to(self.device).float()  # [B, H, C, D]
+        exact = (rows_q @ keys.transpose(-1, -2) * d**-0.5).softmax(-1).sum(2)  # [B, H, C]
+        return torch.gather(cand, 2, exact.topk(k, dim=-1).indices)
 
     def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather rows idx [B, H, k] of K and V from the offload store onto the fast device."""
