@@ -284,3 +284,20 @@ def test_growing_storage_equals_cat_and_reallocates_rarely(axis):
     g.truncate(100)
     g.append(torch.full_like(parts[0], -1.0))
     assert torch.equal(g.view(), torch.cat([ref.narrow(axis, 0, 100), torch.full_like(parts[0], -1.0)], axis))
+
+
+def test_rerank_recovers_the_exact_top_k_from_a_coarse_sketch():
+    """A 1-bit sketch on 8 of 64 channels misranks; when the shortlist (rerank x k) covers the middle, the
+    exact keys from the store decide, so the pick is the true top-k of the attention mass."""
+    k, v = kvs(600, seed=7)
+    q = torch.randn(B, 2 * H, 1, D, generator=torch.Generator().manual_seed(8))
+    picks = {}
+    for rerank in (1, 40):
+        layer = sparse(sketch_bits=1, channels=8, rerank=rerank)
+        feed(layer, k, v, [600])
+        picks[rerank] = layer.select(q).sort(-1).values
+    rows = q.reshape(B, H, 2, D)
+    mass = (rows @ k[:, :, 4: layer.e].transpose(-1, -2) * D**-0.5).softmax(-1).sum(2)
+    truth = (mass.topk(16, -1).indices + 4).sort(-1).values
+    assert torch.equal(picks[40], truth)
+    assert not torch.equal(picks[1], truth)  # the coarse sketch alone gets it wrong: the rerank did the work
