@@ -53,6 +53,8 @@ class BackendSettings:
     quantization: str = "none"  # none | 4bit | 8bit
     kv_cache: str = "full"  # full | tailor | quantized | sink
     kv_type: str = "auto"  # llama.cpp: auto (f16 on CPU, q8_0 on GPU) | f16 | q8_0 | q4_0
+    kv_top_k: int = 0  # torch tailor cache: rows a decoded token fetches per sparse layer (0 = 512; docs/kv_cache.md)
+    kv_bits: int = 0  # torch tailor/quantized cache: KIVI bits 1|2|4|16 (0 = tailor 4, quantized 2)
     n_ctx: int = 32768
     temperature: float = 0.8
     top_p: float = 0.9
@@ -192,6 +194,10 @@ def validate(s: Settings) -> None:
         raise ConfigError("[talk] cooldown_s must not be negative")
     if s.memory.chunk_ticks < 2 or s.memory.lead_ticks >= s.memory.chunk_ticks:
         raise ConfigError("[memory] chunk_ticks must be ≥ 2 and larger than lead_ticks")
+    if s.backend.kv_bits not in (0, 1, 2, 4, 8, 16):
+        raise ConfigError(f"[backend] kv_bits must be 0 (default), 1, 2, 4, 8 or 16, got {s.backend.kv_bits}")
+    if s.backend.kv_top_k < 0:
+        raise ConfigError("[backend] kv_top_k must not be negative (0 = the default)")
     if s.backend.mode not in ("auto", "native", "prompt"):
         raise ConfigError(f"[backend] mode must be auto, native or prompt, got {s.backend.mode!r}")
     if s.voice.overlap not in ("text_only", "queue", "newest_wins"):

@@ -51,6 +51,7 @@ def backend_config(settings: Settings) -> BackendConfig:
             "heuristic": vars(settings.heuristic),
             "llamacpp": {"n_threads": b.n_threads or None, "n_gpu_layers": None if b.n_gpu_layers < 0 else b.n_gpu_layers, "text_only": b.text_only},
             "openai": {"images": b.images, "retries": b.retries},
+            "kv": {k: v for k, v in (("top_k", b.kv_top_k), ("bits", b.kv_bits)) if v},
         },
     )
 
