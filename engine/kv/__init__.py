@@ -10,7 +10,8 @@ plan beside the model), ``bits`` (KIVI bits: 4 for tailor's quantized layers, 2 
 sparse layer), ``chunk_top_k`` (4 x top_k: rows a multi-token chunk fetches), ``rerank`` (4: the sketch
 shortlists rerank x k rows, their exact keys pick k; 1 = sketch only), ``score_queries`` (64: chunk
 tokens that score), ``sinks`` (8), ``window`` (120 tailor / 248 sink), ``channels`` (8),
-``sketch_bits`` (2; 16 = exact sketch), ``backend`` (quantized: "kivi" | "quanto"), ``store_dtype``
+``sketch_bits`` (2; 16 = exact sketch), ``store_bits`` ("auto": 8 on a CPU-only run of a lossy cache,
+else 16: the offload store's rows, store.py), ``backend`` (quantized: "kivi" | "quanto"), ``store_dtype``
 ("auto" | "float16" | "bfloat16" | "model": what full-precision windows, residuals and the offload store
 are held in; "auto" = float16 under a 32-bit model when ``bits`` < 16, else the model's dtype; storage
 never upcasts, and attention always computes in the model's dtype).
@@ -95,13 +96,19 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
         offload = "cpu" if str(device).startswith("cuda") else o.get("offload_device")
 
         top_k = int(o.get("top_k", 512))
+        # the compact 8-bit store where the offload tier is the same RAM as the fast tier (a CPU-only run) and
+        # the cache is lossy anyway; fp rows in pinned host memory beside a GPU, and for the exact bits=16 cache
+        store_bits = o.get("store_bits", "auto")
+        store_bits = int(store_bits) if store_bits != "auto" else (
+            8 if bits < 16 and not str(device).startswith("cuda") else 16)
 
         def sparse():
             return SparseLayer(top_k=top_k, sinks=int(o.get("sinks", 8)), window=int(o.get("window", 120)),
                                channels=int(o.get("channels", 8)), sketch_bits=int(o.get("sketch_bits", 2)),
                                group=group, offload_device=offload, store_dtype=sd,
                                chunk_top_k=int(o.get("chunk_top_k", 4 * top_k)),
-                               score_queries=int(o.get("score_queries", 64)), rerank=int(o.get("rerank", 4)))
+                               score_queries=int(o.get("score_queries", 64)), rerank=int(o.get("rerank", 4)),
+                               store_bits=store_bits)
         layers = [KiviLayer(bits, group, residual, store_dtype=sd) if i in q else sparse() for i in range(n_layers)]
         cache = PresenceCache(layers, kind)
         cache.plan = plan

@@ -27,14 +27,16 @@ import torch
 from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
 from engine.kv.grow import Growing
 from engine.kv.quant import GrowingQTensor, dequantize, quantize, take_rows
+from engine.kv.store import RowStore
 
 
 class SparseLayer(PresenceLayer):
     def __init__(self, top_k: int = 128, sinks: int = 8, window: int = 120, channels: int = 8,
                  sketch_bits: int = 4, group: int = 64, offload_device: str | None = None,
                  store_dtype: torch.dtype | None = None, chunk_top_k: int = 0, score_queries: int = 64,
-                 rerank: int = 1):
+                 rerank: int = 1, store_bits: int = 16):
         super().__init__(store_dtype)
+        self.store_bits = store_bits
         self.top_k, self.sinks, self.window, self.channels = top_k, sinks, window, channels
         self.chunk_top_k, self.score_queries, self.rerank = chunk_top_k, score_queries, rerank
         self.sketch_bits, self.group = sketch_bits, group
@@ -43,7 +45,10 @@ class SparseLayer(PresenceLayer):
 
     def _clear(self):
         self.n = 0
-        self.store_k = self.store_v = None  # [B, H, cap, D] offload tier
+        self.store: RowStore | None = None  # offload tier: every token's K/V (store.py)
+        # offload tier, for an exact rollback over a lossy (8-bit) store: fp copies of the last flushed rows
+        self.shadow_k = self.shadow_v = None  # [B, H, <= window + 2 * group, D]
+        self.group_max = Growing(-1)  # offload tier: max|K| per channel per sketched group [B, H, D, M/G]
         self.sink_k = self.sink_v = None  # [B, H, <=S, D]
         self.win_k = self.win_v = None  # [B, H, n - e, D]
         # keys^T over the middle, [B, H, D, M], grown in place (grow.py): a flush copies only the new groups
@@ -58,25 +63,10 @@ class SparseLayer(PresenceLayer):
         if self.offload_device is None:
             self.offload_device = "cpu"
         self.pinned = self.device.type == "cuda" and torch.cuda.is_available()
+        self.store = RowStore(self.store_bits, self.sdtype, self.offload_device, self.pinned)
         empty = key_states[:, :, :0].to(self.sdtype)
         self.sink_k = self.sink_v = self.win_k = self.win_v = empty
         self.maxabs = torch.zeros(self.batch, self.heads, self.head_dim, device=self.device, dtype=torch.float32)
-
-    def _store_append(self, k: torch.Tensor, v: torch.Tensor) -> None:
-        q = k.shape[-2]
-        cap = 0 if self.store_k is None else self.store_k.shape[-2]
-        if self.n + q > cap:  # grow by 1.5x so appends stay amortized O(1)
-            new_cap = max(self.n + q, int(cap * 1.5), 256)
-            shape = (self.batch, self.heads, new_cap, self.head_dim)
-            sk = torch.empty(shape, dtype=self.sdtype, device=self.offload_device, pin_memory=self.pinned)
-            sv = torch.empty(shape, dtype=self.sdtype, device=self.offload_device, pin_memory=self.pinned)
-            if self.n:
-                sk[:, :, : self.n].copy_(self.store_k[:, :, : self.n])
-                sv[:, :, : self.n].copy_(self.store_v[:, :, : self.n])
-            self.store_k, self.store_v = sk, sv
-        # blocking copy: the host-side row gather of a later step reads these rows directly
-        self.store_k[:, :, self.n: self.n + q].copy_(k)
-        self.store_v[:, :, self.n: self.n + q].copy_(v)
 
     def _sketch_flush(self) -> None:
         """Move whole groups that left the recent window from the window into the sketch."""
@@ -85,8 +75,15 @@ class SparseLayer(PresenceLayer):
             return
         m = min(over // self.group * self.group, self.win_k.shape[-2] // self.group * self.group)
         kt = self.win_k[:, :, :m].transpose(-1, -2).contiguous()  # [B, H, D, m]
-        self.maxabs = torch.maximum(self.maxabs, kt.abs().amax(-1).float())
+        gmax = kt.abs().reshape(*kt.shape[:-1], m // self.group, self.group).amax(-1).float()  # [B, H, D, m/G]
+        self.group_max.append(gmax.to(self.offload_device))
+        self.maxabs = torch.maximum(self.maxabs, gmax.amax(-1))
         self.sketch.append(kt if self.sketch_bits >= 16 else quantize(kt, self.sketch_bits, self.group))
+        if self.store_bits < 16:  # keep exact copies for a rollback; the 8-bit store only approximates them
+            keep = self.window + 2 * self.group  # covers any rollback of up to window + group tokens
+            fk, fv = self.win_k[:, :, :m].to(self.offload_device), self.win_v[:, :, :m].to(self.offload_device)
+            self.shadow_k = fk[:, :, -keep:] if self.shadow_k is None else torch.cat([self.shadow_k, fk], -2)[:, :, -keep:]
+            self.shadow_v = fv[:, :, -keep:] if self.shadow_v is None else torch.cat([self.shadow_v, fv], -2)[:, :, -keep:]
         self.win_k, self.win_v = self.win_k[:, :, m:], self.win_v[:, :, m:]
         self.e += m
 
@@ -98,7 +95,7 @@ class SparseLayer(PresenceLayer):
                                "(engine.kv.ATTN_IMPLEMENTATION); the model attended without it")
         self._sketch_flush()
         q = key_states.shape[-2]
-        self._store_append(key_states, value_states)
+        self.store.append(key_states.to(self.sdtype), value_states.to(self.sdtype))
         ks, vs = key_states.to(self.sdtype), value_states.to(self.sdtype)
         n_prev = self.n
         to_sink = max(0, min(q, self.sinks - n_prev))
@@ -115,20 +112,42 @@ class SparseLayer(PresenceLayer):
         t = min(self._check_crop(tokens_to_remove), self.n)
         if t == 0 or not self.is_initialized:
             return
+        old_e, old_n = self.e, self.n
         self.n -= t
         self._pending = None
+        self.store.truncate(self.n)
         self.sink_k, self.sink_v = self.sink_k[:, :, : self.n], self.sink_v[:, :, : self.n]
         limit = max(self.sinks, self.n - self.window)
         if self.e > limit:  # drop sketch groups that now fall inside the recent window
             keep = max(0, (limit - self.sinks) // self.group * self.group)
             self.sketch.truncate(keep)
+            self.group_max.truncate(keep // self.group)
             self.e = self.sinks + keep
-            mid = self.store_k[:, :, self.sinks: self.e]
-            self.maxabs = (mid.to(self.device).abs().amax(-2).float() if keep else torch.zeros_like(self.maxabs))
-        # the window is re-read from the store: exact copies of what was appended
+            self.maxabs = (self.group_max.view().amax(-1).to(self.device) if keep else torch.zeros_like(self.maxabs))
+        # the new window [lo, n): exact rows from the old window and the shadow of the last flushed rows;
+        # anything older (a rollback deeper than window + group tokens) comes from the store (8-bit: approximate)
         lo = max(self.e, min(self.n, self.sinks))
-        self.win_k = self.store_k[:, :, lo: self.n].to(self.device)
-        self.win_v = self.store_v[:, :, lo: self.n].to(self.device)
+        if self.n <= lo:
+            self.win_k, self.win_v = self.win_k[:, :, :0], self.win_v[:, :, :0]
+        else:
+            parts_k, parts_v = [self.win_k], [self.win_v]
+            start = old_n - self.win_k.shape[-2]  # == old_e once the sinks are full
+            if self.shadow_k is not None and lo < start:
+                shadow = min(self.shadow_k.shape[-2], old_e - self.e)  # shadow rows at positions [start - s, start)
+                parts_k.insert(0, self.shadow_k[:, :, self.shadow_k.shape[-2] - shadow:].to(self.device))
+                parts_v.insert(0, self.shadow_v[:, :, self.shadow_v.shape[-2] - shadow:].to(self.device))
+                start -= shadow
+            if lo < start:
+                k, v = self.store.range(lo, start)
+                parts_k.insert(0, k.to(self.device))
+                parts_v.insert(0, v.to(self.device))
+                start = lo
+            self.win_k = torch.cat(parts_k, -2)[:, :, lo - start: self.n - start]
+            self.win_v = torch.cat(parts_v, -2)[:, :, lo - start: self.n - start]
+        if self.shadow_k is not None:  # the shadow ends where the sketched middle now ends
+            drop = old_e - self.e
+            self.shadow_k = self.shadow_k[:, :, : max(0, self.shadow_k.shape[-2] - drop)]
+            self.shadow_v = self.shadow_v[:, :, : max(0, self.shadow_v.shape[-2] - drop)]
 
     def reset(self) -> None:
         self._clear()
@@ -136,7 +155,8 @@ class SparseLayer(PresenceLayer):
 
     def nbytes(self) -> tuple[int, int]:
         fast = self.sketch.nbytes + nbytes(self.sink_k, self.sink_v, self.win_k, self.win_v, self.maxabs)
-        return fast, nbytes(self.store_k, self.store_v)
+        store = self.store.nbytes if self.store is not None else 0
+        return fast, store + self.group_max.nbytes + nbytes(self.shadow_k, self.shadow_v)
 
     # -- retrieval -----------------------------------------------------------------------------
     def select(self, query: torch.Tensor) -> torch.Tensor | None:
@@ -177,14 +197,13 @@ class SparseLayer(PresenceLayer):
         if n_cand == k:
             return cand
         # second stage: the candidates' exact keys (all channels) from the store decide the final k
-        keys = take_rows(self.store_k, cand.to(self.store_k.device)).to(self.device).float()  # [B, H, C, D]
+        keys = self.store.keys(cand).to(self.device).float()  # [B, H, C, D]
         exact = (rows_q @ keys.transpose(-1, -2) * d**-0.5).softmax(-1).sum(2)  # [B, H, C]
         return torch.gather(cand, 2, exact.topk(k, dim=-1).indices)
 
     def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather rows idx [B, H, k] of K and V from the offload store onto the fast device."""
-        src = idx.to(self.store_k.device)
-        k, v = take_rows(self.store_k, src), take_rows(self.store_v, src)
+        k, v = self.store.fetch(idx)
         return k.to(self.device, non_blocking=True), v.to(self.device, non_blocking=True)
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
