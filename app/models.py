@@ -84,8 +84,11 @@ def find_preset(name: str) -> Preset | None:
 # --- VRAM estimate -------------------------------------------------------------------------------
 _WEIGHT_BYTES = {"none": 2.0, "8bit": 1.0, "4bit": 0.55}  # bf16; int8; nf4 + scales
 # llama.cpp "auto" is q8_0 on a GPU build, and this estimate is of GPU memory
-_KV_BYTES = {"auto": 1.0625, "f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625, "full": 2.0, "quantized": 0.5625,
-             "tailor": 1.0, "sink": 2.0}
+# torch caches (engine/kv): quantized = KIVI 2-bit (0.25 B + fp16 scale/zero per 64); tailor = what stays on the
+# GPU: a 2-bit key sketch in the sparse layers, 4-bit KIVI in the few dense ones, plus fixed windows
+# (benchmarks/kv_cache.py measures ~8x under fp16 at 8k tokens on SmolLM2 → ~0.25 B per element)
+_KV_BYTES = {"auto": 1.0625, "f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625, "full": 2.0, "quantized": 0.3125,
+             "tailor": 0.25, "sink": 2.0}
 
 
 @dataclass
@@ -101,7 +104,8 @@ class VramEstimate:
 
 def estimate_vram(preset: Preset, quantization: str = "none", kv_type: str = "auto", n_ctx: int = 32768) -> VramEstimate:
     """Weights + KV cache (2 · layers · kv_heads · head_dim · n_ctx · bytes) + ~0.6 GB runtime overhead.
-    GGUF presets are already quantized: their weights are the file size. ``tailor`` keeps roughly half."""
+    GGUF presets are already quantized: their weights are the file size. ``tailor`` counts its GPU tier only
+    (its full store is in host memory); ``sink`` is bounded and so over-estimated here."""
     if preset.backend in ("llamacpp", "lite"):
         weights = int(preset.download_gb * GB)
     else:
