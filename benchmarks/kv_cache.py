@@ -254,7 +254,8 @@ def main(argv=None) -> int:
     n_end = p["lengths"][-1] + p["cont"]
     print(f"# bytes/token measured at the end of the PPL stream ({n_end} tokens); fp16 reference "
           f"{FP16_BYTES_PER_TOKEN:,} B/token (analytic). The model computes in fp32; the full cache and quanto hold "
-          f"fp32 windows, sink/TailorKV hold windows, residuals and the offload store in fp16. Decode ms/tok: "
+          f"fp32 windows, sink/TailorKV hold windows and residuals in fp16, TailorKV's offload store is int8 rows + "
+          f"an fp16 scale (the compact store of a CPU-only run). Decode ms/tok: "
           f"median of {p['lat_steps']} batch-1 steps per cache at {n_end} tokens. Total {time.perf_counter() - T0:.0f} s.")
     print_goals(names, table, pk, p)
     return 0

@@ -193,13 +193,13 @@ class SparseLayer(PresenceLayer):
         q_c = torch.gather(rows_q, 3, ch.unsqueeze(2).expand(b, self.heads, rows_q.shape[2], c))  # [B, H, R, c]
         mass = (q_c @ keys_c * d**-0.5).softmax(-1).sum(2)  # [B, H, M]
         n_cand = min(m, k * self.rerank) if self.rerank > 1 else k
-        cand = mass.topk(n_cand, dim=-1).indices + self.sinks  # [B, H, C]
+        cand = mass.topk(n_cand, dim=-1, sorted=False).indices + self.sinks  # [B, H, C]
         if n_cand == k:
             return cand
         # second stage: the candidates' exact keys (all channels) from the store decide the final k
         keys = self.store.keys(cand).to(self.device).float()  # [B, H, C, D]
         exact = (rows_q @ keys.transpose(-1, -2) * d**-0.5).softmax(-1).sum(2)  # [B, H, C]
-        return torch.gather(cand, 2, exact.topk(k, dim=-1).indices)
+        return torch.gather(cand, 2, exact.topk(k, dim=-1, sorted=False).indices)
 
     def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather rows idx [B, H, k] of K and V from the offload store onto the fast device."""
