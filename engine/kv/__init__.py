@@ -93,14 +93,15 @@ def make_cache(kind: str, model_config, device, options: dict | None = None):
     if kind == "tailor":
         plan = _resolve_plan(o, n_layers)
         q = set(plan.quantized_layers)
-        offload = "cpu" if str(device).startswith("cuda") else o.get("offload_device")
+        on_cuda = str(device).startswith("cuda")
+        offload = "cpu" if on_cuda else o.get("offload_device")
 
         top_k = int(o.get("top_k", 512))
         # the compact 8-bit store where the offload tier is the same RAM as the fast tier (a CPU-only run) and
         # the cache is lossy anyway; fp rows in pinned host memory beside a GPU, and for the exact bits=16 cache
         store_bits = o.get("store_bits", "auto")
         store_bits = int(store_bits) if store_bits != "auto" else (
-            8 if bits < 16 and not str(device).startswith("cuda") else 16)
+            8 if bits < 16 and not on_cuda else 16)
 
         def sparse():
             return SparseLayer(top_k=top_k, sinks=int(o.get("sinks", 8)), window=int(o.get("window", 120)),

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
+from engine.backends.torch_attention import packed_causal_sdpa
+
 TAG = "_presence_kv_layer"
 
 
@@ -85,8 +87,6 @@ def attend_chunk(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
 
     query [B, Hq, q, D]; keys/values [B, Hkv, T, D] (T >= q, any dtype) → [B, q, Hq, D].
     """
-    from engine.backends.torch_attention import packed_causal_sdpa
-
     return packed_causal_sdpa(query, keys.to(query.dtype), values.to(query.dtype), scaling)
 
 

@@ -74,12 +74,6 @@ class GrowingQTensor:
         for part, t in zip(self.parts, (qt.codes, qt.scale, qt.zero), strict=True):
             part.append(t)
 
-    @property
-    def n(self) -> int:
-        """Values (axis -1) or tokens (axis -2) held."""
-        codes = self.parts[0].n
-        return codes * 8 // self.bits if self.axis == -1 and self.bits else codes
-
     def view(self) -> QTensor | None:
         if not self.parts[0].n:
             return None

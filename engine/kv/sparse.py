@@ -95,8 +95,8 @@ class SparseLayer(PresenceLayer):
                                "(engine.kv.ATTN_IMPLEMENTATION); the model attended without it")
         self._sketch_flush()
         q = key_states.shape[-2]
-        self.store.append(key_states.to(self.sdtype), value_states.to(self.sdtype))
         ks, vs = key_states.to(self.sdtype), value_states.to(self.sdtype)
+        self.store.append(ks, vs)
         n_prev = self.n
         to_sink = max(0, min(q, self.sinks - n_prev))
         if to_sink:

@@ -39,7 +39,10 @@ class RowStore:
     def _decode(self, cols: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.bits == 16:
             return cols[0], cols[1]
-        return ((cols[0].float() * cols[2].float()).to(self.dtype), (cols[1].float() * cols[3].float()).to(self.dtype))
+        return self._scaled(cols[0], cols[2]), self._scaled(cols[1], cols[3])
+
+    def _scaled(self, codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return (codes.float() * scale.float()).to(self.dtype)
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """k, v [B, H, q, D] → rows n .. n+q."""
@@ -69,9 +72,8 @@ class RowStore:
     def keys(self, idx: torch.Tensor) -> torch.Tensor:
         """Only the keys of rows idx (a rerank needs no values)."""
         idx = idx.to(self.cols[0].device)
-        if self.bits == 16:
-            return take_rows(self.cols[0], idx)
-        return (take_rows(self.cols[0], idx).float() * take_rows(self.cols[2], idx).float()).to(self.dtype)
+        keys = take_rows(self.cols[0], idx)
+        return keys if self.bits == 16 else self._scaled(keys, take_rows(self.cols[2], idx))
 
     def range(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows lo .. hi as (k, v) [B, H, hi - lo, D]."""
