@@ -1,0 +1,24 @@
+"""DAMI-style dynamic model interpolation (Qt-free).
+
+θ(λ) = (1−λ)·θ_Instruct + λ·θ_Thinking for two checkpoints of one architecture, with a per-question
+reasoning intensity λ(q). "DAMI-style" because only the paper's abstract is public: the λ estimators and
+serving strategies here are our reconstructions (../shared/research/training_reasoning.md §3).
+
+Modules: ``interp`` (pair check, interpolation, module mask), ``serve`` (in-place delta swaps, bucket
+cache), ``gguf_merge`` (one merged GGUF per λ bucket), ``lam`` (buckets, zero-shot and trained λ(q)),
+``scoring`` (the model passes the estimators need), ``tiny_pair`` (a real, tiny Instruct/Thinking pair
+trained here on multi-digit addition).
+"""
+
+from engine.dami.interp import (
+    MODULES,
+    PairError,
+    check_pair,
+    interpolate,
+    interpolate_state,
+    module_of,
+)
+from engine.dami.lam import BUCKETS, snap
+
+__all__ = ["BUCKETS", "MODULES", "PairError", "check_pair", "interpolate", "interpolate_state", "module_of",
+           "snap"]
