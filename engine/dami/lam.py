@@ -110,13 +110,18 @@ class PrefEstimator(torch.nn.Module):
         q_t, w_t, l_t = torch.tensor(q), torch.tensor(w), torch.tensor(lo)
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-3)
         loss = torch.tensor(0.0)
-        for _ in range(epochs):
-            s = self.scores(hs)
-            loss = -torch.nn.functional.logsigmoid(s[q_t, w_t] - s[q_t, l_t]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return float(loss)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a tiny MLP: on 2 busy cores extra threads made it 15x slower, not faster
+        try:
+            for _ in range(epochs):
+                s = self.scores(hs)
+                loss = -torch.nn.functional.logsigmoid(s[q_t, w_t] - s[q_t, l_t]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        finally:
+            torch.set_num_threads(threads)
+        return float(loss.detach())
 
     def save(self, path: str | Path) -> None:
         torch.save({"dim": self.mean.numel(), "buckets": self.buckets, "hidden": self.inp.out_features,
