@@ -1,27 +1,49 @@
-"""Typed settings: dataclasses + TOML (DESIGN §8).
+"""The settings schema: one table, four sources, one line per problem.
 
-Precedence: documented defaults < the settings file (``--config FILE``, ``$PRESENCE_CONFIG``, or
-``config.toml`` in the platform config dir) < command-line flags. A broken file or a bad value is a
-:class:`ConfigError` with one readable line (the CLI exits 2), never a traceback.
+Every setting is declared once, with :func:`engine.options.setting`, on the option dataclass of the
+component that uses it (``[backend]`` is ``engine.backends.base.BackendConfig`` with its per-backend
+sections ``[backend.llamacpp]``, ``[backend.openai]``, ``[backend.kv]``; ``[talk]`` is
+``engine.protocol.TalkOptions``; ``[memory]`` is ``engine.memory.MemoryOptions``; ``[heuristic]`` is
+``engine.backends.base.HeuristicOptions``; capture, voice, brain and ui are declared below). The
+declaration gives the type (``Literal`` for choices), the default, the range and a one-line
+description. From that one table this module:
+
+- loads, in order of precedence: documented defaults < the settings file (``--config FILE``,
+  ``$PRESENCE_CONFIG``, or ``config.toml`` in the platform config dir) < environment variables
+  ``PRESENCE_<SECTION>__<KEY>`` (``PRESENCE_TALK__COOLDOWN_S=5``, ``PRESENCE_BACKEND__KV__TOP_K=256``)
+  < command-line overrides (``presence run`` flags and ``--set section.key=value``);
+- migrates files written by earlier releases (``schema_version``; files without it are version 1);
+- rejects unknown keys and bad values with one line naming the key (:class:`ConfigError`, exit 2);
+- writes the settings file and generates ``assets/default_config.toml`` (``python -m app.config``).
+
+Secrets (API keys) never live here: a setting names the environment variable or keyring entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import sys
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 
+from engine.backends.base import BackendConfig, HeuristicOptions
 from engine.memory import MemoryOptions
+from engine.options import setting, setting_meta
 from engine.protocol import TalkOptions
 
 APP_NAME = "presence"
+SCHEMA_VERSION = 2
+ENV_PREFIX = "PRESENCE_"
+ENV_NESTING = "__"
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "assets" / "default_config.toml"
 
 
 class ConfigError(ValueError):
@@ -40,194 +62,371 @@ def default_config_path() -> Path:
     return config_dir() / "config.toml"
 
 
-@dataclass
-class BackendSettings:
-    """backend: heuristic | lite | torch | llamacpp | openai ("" = the default of DESIGN §8)."""
-
-    name: str = ""
-    model: str = ""
-    mmproj: str = ""
-    mode: str = "auto"  # auto | native | prompt (auto: native for JoyAI models, else prompt)
-    delegation: bool = True
-    device: str = "auto"
-    quantization: str = "none"  # none | 4bit | 8bit
-    kv_cache: str = "full"  # full | tailor | quantized | sink
-    kv_type: str = "auto"  # llama.cpp: auto (f16 on CPU, q8_0 on GPU) | f16 | q8_0 | q4_0
-    kv_top_k: int = 0  # torch tailor cache: rows a decoded token fetches per sparse layer (0 = 512; docs/kv_cache.md)
-    kv_bits: int = 0  # torch tailor/quantized cache: KIVI bits 1|2|4|16 (0 = tailor 4, quantized 2)
-    n_ctx: int = 32768
-    temperature: float = 0.8
-    top_p: float = 0.9
-    top_k: int = 40
-    greedy: bool = False
-    max_tokens: int = 128
-    url: str = ""
-    api_key_env: str = ""
-    timeout_s: float = 30.0
-    n_threads: int = 0  # llamacpp: CPU threads (0 = llama.cpp's default)
-    n_gpu_layers: int = -1  # llamacpp: layers on the GPU (-1 = all when the build has a GPU, else none)
-    text_only: bool = False  # llamacpp: ignore a projector beside the model
-    images: bool = True  # openai: send frames (False for text-only servers)
-    retries: int = 2  # openai: extra tries on connection errors, 408, 429 and 5xx
-
-
+# --- the app's own sections ------------------------------------------------------------------------
 @dataclass
 class CaptureSettings:
-    source: str = ""  # "" = the bundled demo clip
-    max_pixels: int = 448 * 448
+    """``[capture]``: what is watched and at what size the model sees it."""
 
-
-@dataclass
-class HeuristicSettings:
-    """The heuristic backend: respond when the scene changes against the last *responded* frame."""
-
-    change_threshold: float = 0.05  # fraction of 32×24 thumbnail cells that changed, in [0, 1]
-    cooldown_s: float = 1.0
-    ocr: bool = True  # name the new screen's headline when rapidocr is installed
-    motion_eps: float = 0.004
+    source: str = setting("", "screen[:N] | window:TITLE | webcam[:N] | a video file | a URL (\"\" = the demo clip)")
+    max_pixels: int = setting(448 * 448, "frames are resized to at most this many pixels", ge=28 * 28)
 
 
 @dataclass
 class VoiceSettings:
-    speak: bool = True
-    listen: bool = False
-    tts: str = "piper"
-    voice: str = ""  # a Piper .onnx path or a voice name; "" = the installed default voice
-    asr: str = "whisper"
-    asr_model: str = ""  # "" = the installed tiny.en
-    language: str = "en"
-    input_device: str = ""
-    output_device: str = ""
-    overlap: str = "text_only"  # text_only | queue | newest_wins
-    push_to_talk: bool = False
-    end_of_utterance_s: float = 0.4  # with speculative transcription the transcript is ready at the cut; 0.6–0.8 for hesitant speakers
-    echo: str = "gate"  # gate (mic ignored while speaking) | aec (echo cancelled) | off (headphones)
-    barge_in: bool = True
+    """``[voice]``: speech out (Piper) and in (Whisper); both can be switched during a session."""
+
+    speak: bool = setting(True, "speak responses aloud")
+    listen: bool = setting(False, "listen to the microphone; what you say becomes the standing instruction")
+    tts: Literal["piper", "silent"] = setting("piper", "speech engine (silent = no audio, for tests)")
+    voice: str = setting("", "a Piper .onnx path or voice name (\"\" = the installed default voice)")
+    asr: Literal["whisper"] = setting("whisper", "speech recogniser")
+    asr_model: str = setting("", "Whisper model (\"\" = the installed tiny.en)")
+    language: str = setting("en", "spoken language")
+    input_device: str = setting("", "microphone (\"\" = the system default)")
+    output_device: str = setting("", "speaker (\"\" = the system default)")
+    overlap: Literal["text_only", "queue", "newest_wins"] = setting(
+        "text_only", "a response while one is still being spoken: show it only | queue it | cut the old one")
+    push_to_talk: bool = setting(False, "listen only while the push-to-talk key (F9) or button is held")
+    end_of_utterance_s: float = setting(
+        0.4, "seconds of silence that end a question (0.6-0.8 for hesitant speakers)", ge=0.1, le=5.0)
+    echo: Literal["gate", "aec", "off"] = setting(
+        "gate", "gate: mic ignored while speaking | aec: echo cancelled | off: headphones")
+    barge_in: bool = setting(True, "speaking over Presence stops its speech")
 
 
 @dataclass
 class BrainSettings:
-    kind: str = ""  # "" = none | openai | llamacpp | solve | echo
-    url: str = ""
-    model: str = ""
-    api_key_env: str = ""  # the key itself lives in the OS keyring or the environment, never here
-    timeout_s: float = 600.0
-    max_concurrent: int = 2
-    summarizer: str = "concat"  # concat | brain | llamacpp | backend
-    takes_images: bool = False  # send the frame snapshot (only to models that accept images)
+    """``[brain]``: the background brain that answers delegated questions, and the summarizer."""
+
+    kind: Literal["", "openai", "llamacpp", "solve", "echo"] = setting(
+        "", "\"\" = no brain (the model is not offered delegation) | openai | llamacpp | solve | echo")
+    url: str = setting("", "brain endpoint URL (openai, solve)")
+    model: str = setting("", "brain model name or GGUF path")
+    api_key_env: str = setting("", "environment variable holding the brain's API key (never stored here)")
+    timeout_s: float = setting(600.0, "seconds a delegated question may take", ge=1.0)
+    max_concurrent: int = setting(2, "delegated questions answered at once", ge=1, le=16)
+    summarizer: Literal["concat", "brain", "llamacpp"] = setting(
+        "concat", "memory summaries: concat (no model) | brain | llamacpp (local SmolLM2)")
+    takes_images: bool = setting(False, "send the frame snapshot (only to models that accept images)")
 
 
 @dataclass
 class UISettings:
-    theme: str = "system"
-    timeline_zoom: float = 1.0
-    exclude_self_from_capture: bool = True
+    """``[ui]``: the desktop app."""
+
+    exclude_self_from_capture: bool = setting(True, "keep Presence's own window out of screen captures")
+    first_run_done: bool = setting(False, "the first-run wizard finished or was skipped (it opens on launch until then)")
 
 
 @dataclass
 class Settings:
-    backend: BackendSettings = field(default_factory=BackendSettings)
-    capture: CaptureSettings = field(default_factory=CaptureSettings)
-    talk: TalkOptions = field(default_factory=TalkOptions)
-    memory: MemoryOptions = field(default_factory=MemoryOptions)
-    heuristic: HeuristicSettings = field(default_factory=HeuristicSettings)
-    voice: VoiceSettings = field(default_factory=VoiceSettings)
-    brain: BrainSettings = field(default_factory=BrainSettings)
-    ui: UISettings = field(default_factory=UISettings)
+    """The whole settings table; each field is one ``[section]`` of the TOML file."""
+
+    backend: BackendConfig = dataclasses.field(default_factory=BackendConfig)
+    capture: CaptureSettings = dataclasses.field(default_factory=CaptureSettings)
+    talk: TalkOptions = dataclasses.field(default_factory=TalkOptions)
+    memory: MemoryOptions = dataclasses.field(default_factory=MemoryOptions)
+    heuristic: HeuristicOptions = dataclasses.field(default_factory=HeuristicOptions)
+    voice: VoiceSettings = dataclasses.field(default_factory=VoiceSettings)
+    brain: BrainSettings = dataclasses.field(default_factory=BrainSettings)
+    ui: UISettings = dataclasses.field(default_factory=UISettings)
 
 
-def _coerce(section: str, name: str, value: Any, typ: Any) -> Any:
-    """Check one value against its declared type; ints are accepted where floats are expected."""
-    if isinstance(typ, str):
-        typ = eval(typ, {"float": float, "int": int, "str": str, "bool": bool, "None": None})  # noqa: S307
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(typ) if a is not type(None)]
-        if value is None:
-            return None
-        typ = args[0]
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ in (int, float, str, bool) and not (isinstance(value, typ) and not (typ is int and isinstance(value, bool))):
-        raise ConfigError(f"[{section}] {name} must be {typ.__name__}, got {value!r}")
+# --- the schema, read from the declarations --------------------------------------------------------
+@dataclass(frozen=True)
+class Key:
+    """One setting: its dotted path (``backend.kv.top_k``), type, default and declaration."""
+
+    path: str
+    type: Any
+    default: Any
+    doc: str
+    ge: float | None
+    le: float | None
+
+    @property
+    def section(self) -> str:
+        return self.path.rsplit(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[1]
+
+    @property
+    def choices(self) -> tuple | None:
+        return typing.get_args(self.type) if typing.get_origin(self.type) is Literal else None
+
+
+def _is_group(typ: Any) -> bool:
+    return isinstance(typ, type) and dataclasses.is_dataclass(typ)
+
+
+def _groups(cls: type, prefix: str) -> typing.Iterator[tuple[str, type, dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        yield f"{prefix}{f.name}", hints[f.name], f, setting_meta(f)
+
+
+def schema(cls: type = Settings, prefix: str = "") -> list[Key]:
+    """Every user setting, in declaration order (nested option groups flattened to dotted paths)."""
+    out: list[Key] = []
+    instance = cls()
+    for path, typ, f, meta in _groups(cls, prefix):
+        top_level = cls is Settings
+        if _is_group(typ) and (top_level or meta is not None):
+            out += schema(typ, path + ".")
+        elif meta is not None and not top_level:
+            out.append(Key(path, typ, getattr(instance, f.name), meta.doc, meta.ge, meta.le))
+    return out
+
+
+def schema_keys() -> dict[str, Key]:
+    return {k.path: k for k in schema()}
+
+
+def sections() -> list[str]:
+    """Section paths in order (``backend``, ``backend.llamacpp``, …, ``ui``)."""
+    seen: dict[str, None] = {}
+    for k in schema():
+        seen.setdefault(k.section, None)
+    return list(seen)
+
+
+# --- values -----------------------------------------------------------------------------------------
+def _type_name(typ: Any) -> str:
+    if typing.get_origin(typ) is Literal:
+        return " | ".join(repr(c) for c in typing.get_args(typ))
+    if typing.get_origin(typ) is list:
+        return "a list"
+    return getattr(typ, "__name__", str(typ))
+
+
+def coerce(key: Key, value: Any, *, from_text: bool = False) -> Any:
+    """``value`` checked against ``key``'s declaration; text (environment, flags) is parsed first."""
+    typ = key.type
+    where = f"[{key.section}] {key.name}"
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        typ = next(a for a in typing.get_args(typ) if a is not type(None))
+    choices = key.choices
+    base = type(choices[0]) if choices else typing.get_origin(typ) or typ
+    if from_text:
+        value = _parse_text(where, base, value)
+    if choices:
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {_type_name(typ)}, got {value!r}")
+        return value
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if base is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return value
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {_type_name(base)}, got {value!r}")
+    if base in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        if key.ge is not None and value < key.ge:
+            raise ConfigError(f"{where} must be at least {key.ge:g}, got {value!r}")
+        if key.le is not None and value > key.le:
+            raise ConfigError(f"{where} must be at most {key.le:g}, got {value!r}")
     return value
 
 
-def _apply(obj: Any, section: str, values: dict) -> None:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"unknown setting [{section}] {key}")
-        setattr(obj, key, _coerce(section, key, value, fields[key].type))
-
-
-def load_settings(path: str | Path | None = None) -> Settings:
-    """Defaults, then the settings file. An explicit path that is missing is an error; the default
-    path being absent is not (first run)."""
-    settings = Settings()
-    explicit = path or os.environ.get("PRESENCE_CONFIG")
-    p = Path(explicit) if explicit else default_config_path()
-    if not p.exists():
-        if explicit:
-            raise ConfigError(f"config file not found: {p}")
-        return settings
+def _parse_text(where: str, base: type, text: str) -> Any:
+    text = str(text).strip()
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        if base is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        if base is list:
+            return [p.strip() for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"{where} must be {_type_name(base)}, got {text!r}") from None
+    return text
+
+
+def _target(settings: Settings, section: str) -> Any:
+    obj: Any = settings
+    for part in section.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_value(settings: Settings, path: str, value: Any, *, from_text: bool = False) -> None:
+    """Set one setting by dotted path (``talk.cooldown_s``), validated."""
+    key = schema_keys().get(path)
+    if key is None:
+        raise ConfigError(f"unknown setting {path!r}" + _suggest(path))
+    setattr(_target(settings, key.section), key.name, coerce(key, value, from_text=from_text))
+
+
+def get_value(settings: Settings, path: str) -> Any:
+    key = schema_keys()[path]
+    return getattr(_target(settings, key.section), key.name)
+
+
+def _suggest(path: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(path, list(schema_keys()), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- migrations -------------------------------------------------------------------------------------
+def _migrate_1_to_2(data: dict) -> dict:
+    """Release 0.1 wrote flat backend keys for per-backend options and two ``[ui]`` keys that did
+    nothing; they move to their typed sections or are dropped."""
+    backend = data.get("backend")
+    if isinstance(backend, dict):
+        moves = {"n_threads": ("llamacpp", "n_threads"), "n_gpu_layers": ("llamacpp", "n_gpu_layers"),
+                 "text_only": ("llamacpp", "text_only"), "images": ("openai", "images"),
+                 "retries": ("openai", "retries"), "kv_top_k": ("kv", "top_k"), "kv_bits": ("kv", "bits")}
+        for old, (group, new) in moves.items():
+            if old in backend:
+                backend.setdefault(group, {})[new] = backend.pop(old)
+    ui = data.get("ui")
+    if isinstance(ui, dict):
+        for dead in ("theme", "timeline_zoom"):
+            ui.pop(dead, None)
+    brain = data.get("brain")
+    if isinstance(brain, dict) and brain.get("summarizer") == "":
+        brain["summarizer"] = "concat"
+    return data
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # version → function producing version + 1
+
+
+def migrate(data: dict, source: str = "settings") -> dict:
+    version = data.pop("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"{source}: schema_version must be a positive integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"{source} was written by a newer Presence (schema_version {version}; "
+                          f"this one reads up to {SCHEMA_VERSION})")
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+    return data
+
+
+# --- loading ----------------------------------------------------------------------------------------
+def _apply_table(settings: Settings, data: dict, prefix: str, source: str) -> None:
+    for name, value in data.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, dict):
+            if path not in sections():
+                raise ConfigError(f"unknown config section [{path}] in {source}" + _suggest(path))
+            _apply_table(settings, value, path + ".", source)
+        elif not prefix:
+            raise ConfigError(f"{source}: {name!r} must be inside a [section]")
+        else:
+            try:
+                set_value(settings, path, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (in {source})") from None
+
+
+def apply_env(settings: Settings, environ: typing.Mapping[str, str] | None = None) -> None:
+    """``PRESENCE_<SECTION>__<KEY>=value`` overrides (``__`` separates nesting levels)."""
+    environ = os.environ if environ is None else environ
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or ENV_NESTING not in name:
+            continue
+        path = name[len(ENV_PREFIX):].lower().replace(ENV_NESTING, ".")
+        try:
+            set_value(settings, path, value, from_text=True)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from ${name})") from None
+
+
+def apply_overrides(settings: Settings, overrides: typing.Iterable[str]) -> None:
+    """``section.key=value`` strings (``presence run --set talk.cooldown_s=5``)."""
+    for item in overrides:
+        path, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        set_value(settings, path.strip(), value, from_text=True)
+
+
+def read_file(p: Path) -> dict:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
-    for section, values in data.items():
-        if not hasattr(settings, section) or not isinstance(values, dict):
-            raise ConfigError(f"unknown config section [{section}] in {p}")
-        _apply(getattr(settings, section), section, values)
+
+
+def load_settings(path: str | Path | None = None, *, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Defaults < the settings file < environment. An explicit path that is missing is an error; the
+    default path being absent is not (first run). Flags are applied by the caller (``apply_flags``)."""
+    settings = Settings()
+    explicit = path or os.environ.get("PRESENCE_CONFIG")
+    p = Path(explicit) if explicit else default_config_path()
+    if p.exists():
+        data = migrate(read_file(p), source=str(p))
+        _apply_table(settings, data, "", str(p))
+    elif explicit:
+        raise ConfigError(f"config file not found: {p}")
+    apply_env(settings, environ)
     validate(settings)
     return settings
 
 
 def validate(s: Settings) -> None:
-    if s.capture.max_pixels < 28 * 28:
-        raise ConfigError("[capture] max_pixels must be at least 784")
-    if not 0.0 <= s.talk.dedup_threshold <= 1.0:
-        raise ConfigError("[talk] dedup_threshold must be between 0 and 1")
-    if s.talk.cooldown_s < 0:
-        raise ConfigError("[talk] cooldown_s must not be negative")
-    if s.memory.chunk_ticks < 2 or s.memory.lead_ticks >= s.memory.chunk_ticks:
-        raise ConfigError("[memory] chunk_ticks must be ≥ 2 and larger than lead_ticks")
-    if s.backend.kv_bits not in (0, 1, 2, 4, 8, 16):
-        raise ConfigError(f"[backend] kv_bits must be 0 (default), 1, 2, 4, 8 or 16, got {s.backend.kv_bits}")
-    if s.backend.kv_top_k < 0:
-        raise ConfigError("[backend] kv_top_k must not be negative (0 = the default)")
-    if s.backend.mode not in ("auto", "native", "prompt"):
-        raise ConfigError(f"[backend] mode must be auto, native or prompt, got {s.backend.mode!r}")
-    if s.voice.overlap not in ("text_only", "queue", "newest_wins"):
-        raise ConfigError(f"[voice] overlap must be text_only, queue or newest_wins, got {s.voice.overlap!r}")
-    if s.voice.echo not in ("gate", "aec", "off"):
-        raise ConfigError(f"[voice] echo must be gate, aec or off, got {s.voice.echo!r}")
+    """Rules that span two settings (single values are checked by their declarations)."""
+    if s.memory.lead_ticks >= s.memory.chunk_ticks:
+        raise ConfigError("[memory] lead_ticks must be smaller than chunk_ticks")
+    if s.backend.kv.bits not in (0, 1, 2, 4, 8, 16):
+        raise ConfigError(f"[backend.kv] bits must be 0 (default), 1, 2, 4, 8 or 16, got {s.backend.kv.bits}")
 
 
+# --- writing ----------------------------------------------------------------------------------------
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    if v is None:
-        return '""'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def dump_settings(s: Settings) -> str:
-    out = []
-    for f in dataclasses.fields(s):
-        out.append(f"[{f.name}]")
-        sec = getattr(s, f.name)
-        for g in dataclasses.fields(sec):
-            v = getattr(sec, g.name)
-            if v is None:
-                continue
-            out.append(f"{g.name} = {_toml_value(v)}")
-        out.append("")
-    return "\n".join(out)
+def dump_settings(s: Settings, *, with_docs: bool = False) -> str:
+    out = [f"schema_version = {SCHEMA_VERSION}", ""]
+    current = None
+    for key in schema():
+        if key.section != current:
+            if current is not None:
+                out.append("")
+            current = key.section
+            out.append(f"[{current}]")
+        line = f"{key.name} = {_toml_value(get_value(s, key.path))}"
+        if with_docs:
+            line += f"  # {key.doc}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def default_toml() -> str:
+    """The text of ``assets/default_config.toml``: every setting, its default and its description."""
+    header = ("# Presence settings with their documented defaults, generated from the settings schema\n"
+              "# (app/config.py; regenerate with `python -m app.config > assets/default_config.toml`).\n"
+              "# Copy to your config dir as config.toml: Linux ~/.config/presence/config.toml,\n"
+              "# Windows %LOCALAPPDATA%\\presence\\presence\\config.toml,\n"
+              "# macOS ~/Library/Application Support/presence/config.toml.\n"
+              "# Environment overrides: PRESENCE_<SECTION>__<KEY>, e.g. PRESENCE_TALK__COOLDOWN_S=5.\n\n")
+    return header + dump_settings(Settings(), with_docs=True)
 
 
 def save_settings(s: Settings, path: str | Path | None = None) -> Path:
@@ -237,3 +436,7 @@ def save_settings(s: Settings, path: str | Path | None = None) -> Path:
     tmp.write_text(dump_settings(s), encoding="utf-8")
     tmp.replace(p)  # atomic: a crash never leaves a half-written settings file
     return p
+
+
+if __name__ == "__main__":
+    sys.stdout.write(default_toml())

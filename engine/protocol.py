@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from engine.options import setting
+
 SILENCE = "</silence>"
 RESPONSE = "</response>"
 DELEGATION = "</delegation>"
@@ -119,11 +121,13 @@ class TalkOptions:
         turns it on and users mistake it for the model's own silence).
     """
 
-    persona: str = ""
-    cooldown_s: float = 0.0
-    dedup_threshold: float = 0.9
-    silence_bias: float = 0.0
-    force_silence_until_query: bool = False
+    persona: str = setting("", "a line added to the system prompt (e.g. \"Speak only when something important happens\")")
+    cooldown_s: float = setting(0.0, "minimum seconds between two spoken responses (0 = none)", ge=0.0, le=3600.0)
+    dedup_threshold: float = setting(
+        0.9, "a response at least this similar to the previous one becomes silence (1.0 = off)", ge=0.0, le=1.0)
+    silence_bias: float = setting(
+        0.0, "logit bias on the silence marker where the backend supports it (positive = quieter)", ge=-20.0, le=20.0)
+    force_silence_until_query: bool = setting(False, "stay silent until the first instruction")
 
 
 class Talkativeness:
