@@ -1,7 +1,7 @@
 """The ``presence`` command line (DESIGN §8). Exit codes: 0 ok, 2 usage/config, 3 source, 4 model.
 
-Subcommands other than ``run`` live in ``app/commands/<name>.py``, each with ``register(subparsers)``;
-a module that is missing or fails to import is skipped, so one broken command never breaks the rest.
+Subcommands other than ``run`` live in ``app/commands/<name>.py``, each with ``register(subparsers)``.
+Settings reach ``run`` from the schema in ``app/config.py``: file < environment < flags.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's decoder chatte
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL = 0, 2, 3, 4
-COMMAND_MODULES = ("eval", "models", "kv", "sessions")
+COMMAND_MODULES = ("eval", "models", "kv", "sessions", "replay")
 
 
 class UsageError(Exception):
@@ -36,14 +36,51 @@ def fail(code: int, message: str) -> int:
     return code
 
 
+# ``presence run`` flags that set a setting: flag → the setting's dotted path. Their type, choices and
+# help text come from the settings schema (app/config.py), so a flag can never drift from its setting;
+# any other setting is reachable with ``--set section.key=value``.
+RUN_SETTING_FLAGS = {
+    "--source": "capture.source",
+    "--backend": "backend.name",
+    "--model": "backend.model",
+    "--mmproj": "backend.mmproj",
+    "--url": "backend.url",
+    "--kv-cache": "backend.kv_cache",
+    "--max-pixels": "capture.max_pixels",
+    "--brain": "brain.kind",
+}
+RUN_SWITCH_FLAGS = {"speak": "voice.speak", "listen": "voice.listen"}  # --speak / --no-speak, …
+
+
+def _schema_arg(key):
+    """argparse ``type`` that validates through the schema (one line naming the setting)."""
+    from app.config import ConfigError, coerce
+
+    def parse(text: str):
+        try:
+            return coerce(key, text, from_text=True)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = key.path
+    return parse
+
+
 def add_run(sub) -> None:
+    from app.config import schema_keys
+
+    keys = schema_keys()
     p = sub.add_parser("run", help="watch a source and decide every second")
-    p.add_argument("--source", default="", help="screen[:N], webcam[:N], window:TITLE, a video file or a URL "
-                                                 "(default: the bundled demo clip)")
-    p.add_argument("--backend", default=None, help="heuristic | lite | torch | llamacpp | openai")
-    p.add_argument("--model", default=None, help="model directory, GGUF file or model id")
-    p.add_argument("--mmproj", default=None, help="GGUF vision projector (found beside the model when omitted)")
-    p.add_argument("--url", default=None, help="server URL for --backend openai")
+    for flag, path in RUN_SETTING_FLAGS.items():
+        key = keys[path]
+        choices = f" ({' | '.join(map(str, key.choices))})" if key.choices else ""
+        p.add_argument(flag, dest=path, default=None, type=_schema_arg(key), metavar=key.name.upper(),
+                       help=f"{key.doc}{choices} [{path}]")
+    for name, path in RUN_SWITCH_FLAGS.items():
+        p.add_argument(f"--{name}", dest=path, action="store_true", default=None, help=f"{keys[path].doc} [{path}]")
+        p.add_argument(f"--no-{name}", dest=path, action="store_false")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="set any setting for this run (repeatable), e.g. --set talk.cooldown_s=5")
     p.add_argument("--query", default=None, help="the standing instruction")
     p.add_argument("--headless", action="store_true", help="no window: print the timeline in the terminal")
     p.add_argument("--fast", action="store_true", help="run a file on the virtual clock, as fast as possible")
@@ -51,39 +88,25 @@ def add_run(sub) -> None:
     p.add_argument("--store", default=None, help="SQLite session store (default: one per session in the data dir)")
     p.add_argument("--config", default=None, help="settings file (default: $PRESENCE_CONFIG or the config dir)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of stream time")
-    p.add_argument("--speak", dest="speak", action="store_true", default=None, help="speak responses")
-    p.add_argument("--no-speak", dest="speak", action="store_false", help="do not speak")
-    p.add_argument("--listen", dest="listen", action="store_true", default=None, help="listen to the microphone")
-    p.add_argument("--no-listen", dest="listen", action="store_false")
-    p.add_argument("--kv-cache", default=None, help="torch backend KV cache: full | tailor | quantized | sink")
-    p.add_argument("--max-pixels", type=int, default=None, help="resize frames to at most this many pixels")
     p.add_argument("--quiet", action="store_true", help="do not print the timeline")
     p.set_defaults(func=cmd_run)
 
 
 def apply_run_flags(settings, args) -> None:
-    b = settings.backend
-    for flag, attr in (("backend", "name"), ("model", "model"), ("mmproj", "mmproj"), ("url", "url"),
-                       ("kv_cache", "kv_cache")):
-        value = getattr(args, flag)
+    """Command-line overrides, the last and strongest settings source."""
+    from app.config import apply_overrides, set_value
+
+    for path in (*RUN_SETTING_FLAGS.values(), *RUN_SWITCH_FLAGS.values()):
+        value = getattr(args, path, None)
         if value is not None:
-            setattr(b, attr, value)
-    if args.source:
-        settings.capture.source = args.source
-    if args.max_pixels is not None:
-        settings.capture.max_pixels = args.max_pixels
-    if args.speak is not None:
-        settings.voice.speak = args.speak
-    if args.listen is not None:
-        settings.voice.listen = args.listen
+            set_value(settings, path, value)
+    apply_overrides(settings, args.overrides)
 
 
 def cmd_run(args) -> int:
+    import math
+
     from app.config import ConfigError, load_settings, validate
-    from app.timeline_printer import TimelinePrinter
-    from app.wiring import build_session
-    from engine.backends.base import BackendError
-    from engine.source import SourceError
 
     try:
         settings = load_settings(args.config)
@@ -94,15 +117,23 @@ def cmd_run(args) -> int:
     live = settings.capture.source.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https")
     if args.fast and live:
         return fail(EXIT_USAGE, "--fast needs a video file (a live source cannot run faster than real time)")
-    if args.duration is not None and args.duration <= 0:
-        return fail(EXIT_USAGE, "--duration must be positive")
-    if not args.headless and not os.environ.get("PRESENCE_FORCE_HEADLESS"):
-        try:
-            from app.gui import run_gui
-        except ImportError:
-            run_gui = None
-        if run_gui is not None:
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        return fail(EXIT_USAGE, "--duration must be a positive number of seconds")
+    if not args.headless:
+        from app.gui import display_available, run_gui
+
+        if display_available():
             return run_gui(settings, args)
+        sys.stderr.write("presence: no display, running headless\n")
+    return run_headless(settings, args)
+
+
+def run_headless(settings, args) -> int:
+    from app.timeline_printer import TimelinePrinter
+    from app.wiring import build_session
+    from engine.backends.base import BackendError
+    from engine.source import SourceError
+
     try:
         built = build_session(settings, fast=args.fast, log=args.log, store=args.store, duration=args.duration)
     except SourceError as exc:
@@ -110,19 +141,12 @@ def cmd_run(args) -> int:
     except BackendError as exc:
         return fail(EXIT_MODEL, str(exc))
     try:
-        built.session.open_source()  # a bad source fails here, before voice or anything else starts
+        built.session.open_source()  # a bad source fails here, before anything else starts
     except SourceError as exc:
         built.close()
         return fail(EXIT_SOURCE, str(exc))
     if not args.quiet:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
-    extras = []
-    try:
-        from app.voice_wiring import attach_voice  # added by the voice issue
-    except ImportError:
-        attach_voice = None
-    if attach_voice is not None and (settings.voice.speak or settings.voice.listen):
-        extras = attach_voice(built, settings, stderr=sys.stderr)
     if args.query:
         built.session.submit_query(args.query, source="cli", at=0.0 if args.fast else None)
     prev = signal.getsignal(signal.SIGINT)
@@ -131,8 +155,6 @@ def cmd_run(args) -> int:
         result = built.session.run()
     finally:
         signal.signal(signal.SIGINT, prev)
-        for x in extras:
-            x.close()
         built.close()
     if result.error_kind == "source":
         return fail(EXIT_SOURCE, result.error or "source error")
@@ -147,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     add_run(sub)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"app.commands.{name}")
-        except ImportError:
-            continue
-        module.register(sub)
+        importlib.import_module(f"app.commands.{name}").register(sub)
     return parser
 
 
@@ -160,10 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        try:
-            from app.gui import main as gui_main
-        except ImportError as exc:
-            return fail(EXIT_USAGE, f"the desktop app is not available ({exc}); try `presence run --headless`")
+        from app.gui import main as gui_main
+
         return gui_main()
     try:
         return int(args.func(args) or 0)

@@ -1,4 +1,8 @@
-"""GUI entry points: ``presence`` (bare) → :func:`main`; ``presence run`` without --headless → :func:`run_gui`."""
+"""Desktop entry points: ``presence`` (bare) → :func:`main`; ``presence run`` with a display → :func:`run_gui`.
+
+The window gets one :class:`app.facade.Controller`; everything it does to the rest of the app goes
+through that object (the import-linter layers contract keeps ``ui`` from importing ``app``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import os
 import sys
 
 from app.config import ConfigError, Settings, load_settings
+from app.facade import Controller, RunOptions
 
 
-def _no_display() -> bool:
-    """Linux without X11/Wayland and no explicit Qt platform: a window cannot open (Qt would abort)."""
-    return (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
-            and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"))
+def display_available() -> bool:
+    """False on Linux without X11/Wayland and no explicit Qt platform: a window cannot open there."""
+    return not (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+                and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"))
 
 
 def _app():
@@ -23,7 +28,7 @@ def _app():
 
 
 def main() -> int:
-    if _no_display():
+    if not display_available():
         sys.stderr.write("presence: error: no display for the desktop app; try `presence run --headless`\n")
         return 2
     warning = ""
@@ -34,28 +39,21 @@ def main() -> int:
     app = _app()
     from ui.main_window import MainWindow
 
-    win = MainWindow(settings)
+    win = MainWindow(Controller(settings))
     if warning:
-        win.banner.show_message("error", warning, [("Settings…", win.open_settings)])
+        win.banner.show_message("error", warning, [("Settings…", win.dialogs.open_settings)])
     win.show()
     return int(app.exec())
 
 
 def run_gui(settings: Settings, args) -> int:
     """Open the window already playing ``settings.capture.source`` (the bundled demo when empty)."""
-    if _no_display():
-        os.environ["PRESENCE_FORCE_HEADLESS"] = "1"
-        sys.stderr.write("presence: no display, running headless\n")
-        from app.cli import cmd_run
-
-        return cmd_run(args)
     app = _app()
-    from ui.engine_runner import RunOptions
     from ui.main_window import MainWindow
 
-    win = MainWindow(settings, config_path=getattr(args, "config", None))
+    win = MainWindow(Controller(settings, config_path=getattr(args, "config", None)))
     win.show()
-    win.set_source(settings.capture.source)
+    win.toolbar.set_source(settings.capture.source)
     opts = RunOptions(fast=bool(getattr(args, "fast", False)), log=getattr(args, "log", None),
                       store=getattr(args, "store", None), duration=getattr(args, "duration", None),
                       query=getattr(args, "query", None) or "")

@@ -1,8 +1,9 @@
 """Plugin registry: entry-point groups of DESIGN §7.
 
-Each plugin class may define ``is_available() -> (bool, install hint)``. Loading never crashes the
-app: a plugin whose import fails is listed as unavailable with the reason, so the UI can say
-"install presence[voice]" instead of a traceback.
+Each plugin class may define ``is_available() -> (bool, install hint)``. A plugin whose optional
+third-party package is missing is listed as unavailable with the reason, so the UI can say
+"install presence[voice]" instead of a traceback; an import error inside Presence's own code is not
+swallowed.
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ _BUILTIN: dict[str, dict[str, str]] = {
 }
 
 
+IN_TREE = frozenset({"engine", "plugins", "ui", "app", "training"})
+
+
 class PluginUnavailable(RuntimeError):
     pass
+
+
+def missing_optional_package(exc: ImportError) -> bool:
+    """True when ``exc`` says a third-party package is not installed (an optional extra); False for an
+    import error inside Presence's own packages, which must surface as the bug it is."""
+    name = getattr(exc, "name", None) or ""
+    return isinstance(exc, ModuleNotFoundError) and bool(name) and name.split(".")[0] not in IN_TREE
 
 
 @dataclass
@@ -41,7 +52,9 @@ class PluginInfo:
         try:
             obj = getattr(import_module(module), attr)
         except ImportError as exc:
-            raise PluginUnavailable(f"{self.name}: {exc}") from None
+            if not missing_optional_package(exc):
+                raise  # a bug in our own code is a traceback, never "plugin unavailable"
+            raise PluginUnavailable(f"{self.name}: {exc} (an optional extra; see README's install list)") from None
         return obj
 
 

@@ -1,14 +1,34 @@
-"""The composition root: settings + flags → backend, source, sinks, session."""
+"""The composition root: settings → everything one session needs.
+
+``build_session`` is the only place a session is put together, for the CLI, the desktop app,
+``presence eval`` and the benchmarks alike::
+
+    settings ──▶ source (capture plugin)            ─┐
+             ──▶ backend (loaded, typed [backend])   │
+             ──▶ EventBus ◀── JsonlLog, SqliteStore  ├──▶ Session ──run()──▶ one record per second
+             ──▶ Memory + summarizer                 │
+             ──▶ Delegator + brain (when configured) │
+             ──▶ Voice: TTS + Speaker, ASR + TurnTaker (switchable during the session)
+
+A part that is optional and fails (a brain that cannot be built, a summarizer, the voice) is one
+``error`` event or one reported line, and the session goes on without it; the parts a session cannot
+run without (source, backend, log, store) raise, and the caller turns that into its exit code or
+banner.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import registry
 from app.config import Settings, data_dir
 from app.sources import parse_source
+from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
 from engine.clock import RealClock, VirtualClock
 from engine.events import EventBus
@@ -21,7 +41,8 @@ DEMO_CLIP = ASSETS / "demo" / "lecture_slides.mp4"
 
 
 def default_backend_name(settings: Settings) -> str:
-    """DESIGN §8: the configured model if any; else ``lite`` when its deps are installed; else heuristic."""
+    """The configured backend; else the configured model's; else ``lite`` when its dependencies are
+    installed; else ``heuristic``."""
     if settings.backend.name:
         return settings.backend.name
     if settings.backend.model:
@@ -39,21 +60,18 @@ def is_native_model(model: str) -> bool:
     return "joyai" in model.lower() or "streamingharness" in model.lower()
 
 
+def delegation_offered(settings: Settings) -> bool:
+    """Delegation is offered to the model only when a brain is there to answer it."""
+    return settings.backend.delegation and bool(settings.brain.kind)
+
+
 def backend_config(settings: Settings) -> BackendConfig:
+    """The ``[backend]`` section with what other sections decide resolved: ``mode = auto``, delegation
+    (only with a brain), the silence bias from ``[talk]`` and the ``[heuristic]`` section."""
     b = settings.backend
     mode = b.mode if b.mode != "auto" else ("native" if is_native_model(b.model) else "prompt")
-    return BackendConfig(
-        model=b.model, mmproj=b.mmproj, mode=mode, delegation=b.delegation, device=b.device,
-        quantization=b.quantization, kv_cache=b.kv_cache, kv_type=b.kv_type, n_ctx=b.n_ctx,
-        temperature=b.temperature, top_p=b.top_p, top_k=b.top_k, greedy=b.greedy,
-        silence_bias=settings.talk.silence_bias, url=b.url, api_key_env=b.api_key_env, timeout_s=b.timeout_s,
-        options={
-            "heuristic": vars(settings.heuristic),
-            "llamacpp": {"n_threads": b.n_threads or None, "n_gpu_layers": None if b.n_gpu_layers < 0 else b.n_gpu_layers, "text_only": b.text_only},
-            "openai": {"images": b.images, "retries": b.retries},
-            "kv": {k: v for k, v in (("top_k", b.kv_top_k), ("bits", b.kv_bits)) if v},
-        },
-    )
+    return dataclasses.replace(b, mode=mode, delegation=delegation_offered(settings),
+                               silence_bias=settings.talk.silence_bias, heuristic=settings.heuristic)
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -69,9 +87,12 @@ def build_backend(settings: Settings) -> Backend:
 
 @dataclass
 class Built:
+    """A session and what was built around it; ``close`` releases it all (in reverse order)."""
+
     session: Session
     bus: EventBus
-    closers: list = field(default_factory=list)
+    voice: Voice | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for c in reversed(self.closers):
@@ -81,31 +102,51 @@ class Built:
                 pass
 
 
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 def build_session(settings: Settings, *, fast: bool = False, log: str | None = None, store: str | None = None,
-                  duration: float | None = None, backend: Backend | None = None, source=None) -> Built:
-    spec = settings.capture.source or str(DEMO_CLIP)
-    source = source or parse_source(spec)
+                  duration: float | None = None, backend: Backend | None = None, source=None,
+                  voice: bool = True, report: Callable[[str], None] = _stderr_line) -> Built:
+    """Everything for one session. ``backend`` / ``source`` replace the configured ones (tests,
+    benchmarks); ``voice=False`` leaves speech out (evaluation, benchmarks); ``report`` receives the
+    one-line messages of optional parts that failed (stderr for the CLI, a banner in the app)."""
+    if source is None:
+        spec = settings.capture.source or str(DEMO_CLIP)
+        source = parse_source(spec)
+    else:
+        spec = source.label  # a source built by the caller names itself
     backend = backend or build_backend(settings)
     bus = EventBus()
-    closers = [backend.close]
-    if log:
-        jl = JsonlLog(log)
-        bus.subscribe(jl)
-        closers.append(jl.close)
-    store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
-    db = SqliteStore(store_path)
-    bus.subscribe(db)
-    closers.append(db.close)
-    cfg = backend_config(settings)
-    options = SessionOptions(
-        max_tokens=settings.backend.max_tokens, max_pixels=settings.capture.max_pixels, duration_s=duration,
-        mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
-    )
-    clock = VirtualClock() if fast else RealClock()
-    memory = Memory(settings.memory, build_summarizer(settings, bus))
-    delegator = build_delegator(settings, bus, clock, context=memory.context_text)
-    session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator, memory=memory)
-    return Built(session, bus, closers)
+    closers: list[Callable[[], None]] = [backend.close]
+    built = Built(None, bus, None, closers)  # type: ignore[arg-type] - the session is set below
+    try:
+        if log:
+            jl = JsonlLog(log)
+            bus.subscribe(jl)
+            closers.append(jl.close)
+        store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
+        db = SqliteStore(store_path)
+        bus.subscribe(db)
+        closers.append(db.close)
+        cfg = backend_config(settings)
+        options = SessionOptions(
+            max_tokens=settings.backend.max_tokens, max_pixels=settings.capture.max_pixels, duration_s=duration,
+            mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
+        )
+        clock = VirtualClock() if fast else RealClock()
+        memory = Memory(settings.memory, build_summarizer(settings, bus))
+        delegator = build_delegator(settings, bus, clock, context=memory.context_text)
+        built.session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator,
+                                memory=memory)
+        if voice:  # always built, so Speak / Listen can be switched on later in the session
+            built.voice = start_voice(settings.voice, bus, clock.now, built.session.submit_query, report)
+            closers.append(built.voice.close)
+    except BaseException:
+        built.close()
+        raise
+    return built
 
 
 def build_summarizer(settings: Settings, bus: EventBus):
@@ -117,7 +158,7 @@ def build_summarizer(settings: Settings, bus: EventBus):
     from engine.summarizer import ChatSummarizer
 
     kind = settings.brain.summarizer
-    if kind in ("", "concat"):
+    if kind == "concat":
         return ConcatSummarizer()
     try:
         if kind == "llamacpp":
@@ -125,12 +166,10 @@ def build_summarizer(settings: Settings, bus: EventBus):
 
             model = settings.brain.model if settings.brain.model.endswith(".gguf") else ""
             brain = LocalLLMBrain(model=model)
-        elif kind == "brain":
+        else:
             brain = build_brain(settings.brain)
             if brain is None or not hasattr(brain, "chat"):
                 raise BrainError("[brain] summarizer = 'brain' needs an openai or llamacpp brain")
-        else:
-            raise BrainError(f"unknown [brain] summarizer {kind!r} (concat | llamacpp | brain)")
     except BrainError as exc:
         bus.emit(0.0, "error", where="summarizer", message=str(exc))
         return ConcatSummarizer()
@@ -138,18 +177,19 @@ def build_summarizer(settings: Settings, bus: EventBus):
 
 
 def build_delegator(settings: Settings, bus: EventBus, clock, context=None):
-    """A Delegator for ``[brain]`` when one is configured. A brain that cannot be built is one
-    ``error`` event and the session goes on without delegation."""
+    """A Delegator for ``[brain]``. Without a brain, a delegate decision that arrives anyway (a native
+    model delegates on its own) becomes a visible ``delegate_error`` with its question — never dropped.
+    A brain that cannot be built is one ``error`` event and the same no-brain path."""
     from app.brains import build_brain
     from engine.brain import BrainError
-    from engine.delegation import DelegationOptions, Delegator
+    from engine.delegation import DelegationOptions, Delegator, NoBrain
 
     try:
         brain = build_brain(settings.brain)
     except BrainError as exc:
         bus.emit(0.0, "error", where="brain", message=str(exc))
-        return None
+        return NoBrain(bus, reason=f"brain unavailable ({exc}) — Settings → Brain")
     if brain is None:
-        return None
+        return NoBrain(bus)
     opts = DelegationOptions(timeout_s=settings.brain.timeout_s, max_concurrent=settings.brain.max_concurrent)
     return Delegator(brain, bus, now=clock.now, options=opts, context=context)

@@ -85,6 +85,11 @@ class Delegator:
             self._ring.append(frame)  # raw pixels; JPEG encoding happens only when a task snapshots
             self._last_ring_t = frame.t
 
+    def on_tick(self, tick) -> None:
+        """A session tick listener (``engine.session.Tick``)."""
+        if tick.decision is not None:
+            self.on_decision(tick.decision, tick.t, tick.standing_query)
+
     def on_decision(self, decision: Decision, t: float, standing_query: str) -> None:
         if decision.action != "delegate":
             return
@@ -183,3 +188,35 @@ class Delegator:
             self._notes.append(note)
         self.bus.emit(self.now(), "delegate_result", task_id=task.id, query=task.question, text=text,
                       result=text, latency_ms=latency_ms)
+
+
+NO_BRAIN = "no brain configured — Settings → Brain"
+
+
+class NoBrain:
+    """The delegation hook when no brain is configured. The prompt does not offer delegation then, but
+    a model may delegate anyway (a native JoyAI model does so on its own): its question is shown as a
+    ``delegate_error`` that says why it was not answered, never silently dropped."""
+
+    def __init__(self, bus: EventBus, reason: str = NO_BRAIN):
+        self.bus = bus
+        self.reason = reason
+
+    def observe_frame(self, frame: Frame) -> None:
+        pass
+
+    def on_tick(self, tick) -> None:
+        if tick.decision is not None:
+            self.on_decision(tick.decision, tick.t, tick.standing_query)
+
+    def on_decision(self, decision: Decision, t: float, standing_query: str) -> None:
+        if decision.action != "delegate":
+            return
+        question = (decision.delegate_query or "").strip() or standing_query.strip()
+        self.bus.emit(t, "delegate_error", task_id="", query=question, message=self.reason)
+
+    def take_notes(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass

@@ -26,12 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from engine.backends.base import Backend, BackendError, ModelLoadError
 from engine.clock import Clock, RealClock
 from engine.context import ChunkPrefix, QueryState, Turn, render_prefix
 from engine.events import EventBus
 from engine.frames import DEFAULT_MAX_PIXELS, Frame, FrameSampler, SampledFrame
-from engine.memory import Memory, MemoryOptions, TurnRecord
+from engine.memory import Memory, MemoryOptions
 from engine.prompts import system_prompt
 from engine.protocol import Decision, Talkativeness, TalkOptions, normalize
 from engine.source import FrameSource, SourceError
@@ -42,7 +44,7 @@ class DelegationHook(Protocol):
 
     def observe_frame(self, frame: Frame) -> None: ...
 
-    def on_decision(self, decision: Decision, t: float, standing_query: str) -> None: ...
+    def on_tick(self, tick: Tick) -> None: ...
 
     def take_notes(self) -> list[str]: ...
 
@@ -67,6 +69,28 @@ class SessionOptions:
     talk: TalkOptions = field(default_factory=TalkOptions)
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     keep_summary_frames: bool = True
+
+
+@dataclass
+class Tick:
+    """What one second produced, published to ``Session.tick_listeners`` right after its record (the
+    ``decision`` or ``skipped`` event) is emitted. The delegator, the memory and the window's preview
+    subscribe to it; nothing reaches into the session for it.
+
+    pixels: the frame the model saw (resized RGB [h, w, 3]); None when there was none.
+    decision: the committed decision (None for a skipped second).
+    query: an instruction that arrived this second; standing_query: the one in force.
+    notes: brain digests folded into this turn. thumb: the small frame kept for the summarizer.
+    """
+
+    t: int
+    pixels: np.ndarray | None
+    record: dict
+    decision: Decision | None = None
+    query: str = ""
+    standing_query: str = ""
+    notes: list[str] = field(default_factory=list)
+    thumb: np.ndarray | None = None
 
 
 @dataclass
@@ -100,7 +124,13 @@ class Session:
         if memory is not None and memory.on_summary is None:
             memory.on_summary = self._on_summary
         self.delegator = delegator
-        self.on_delta = on_delta
+        # Subscribers to what the session produces besides bus events: the decision's text as it is
+        # generated (the window streams it) and each second's Tick (the window's live preview).
+        self.delta_listeners: list[Callable[[int, str], None]] = [on_delta] if on_delta else []
+        self.tick_listeners: list[Callable[[Tick], None]] = []
+        if delegator is not None:
+            self.tick_listeners.append(delegator.on_tick)
+        self.tick_listeners.append(self.memory.on_tick)
         self.sampler = FrameSampler(self.options.max_pixels)
         self.talk = Talkativeness(self.options.talk)
         self.queries = QueryState()
@@ -259,11 +289,15 @@ class Session:
             reader.join(timeout=2.0)
 
     # --- one tick -----------------------------------------------------------------------------
-    def _skip(self, t: int, reason: str, **extra) -> None:
+    def _skip(self, t: int, reason: str, pixels: np.ndarray | None = None, **extra) -> None:
         self.result.ticks += 1
         self.result.skipped += 1
         self._last_t = max(self._last_t, t)
-        self.bus.emit(t, "skipped", reason=reason, **extra)
+        self._publish(Tick(t, pixels, self.bus.emit(t, "skipped", reason=reason, **extra)))
+
+    def _publish(self, tick: Tick) -> None:
+        for listener in list(self.tick_listeners):
+            listener(tick)
 
     def _drain_queries(self, t: int) -> str | None:
         """Queries that arrive this tick; returns the new standing query if it changed."""
@@ -288,7 +322,7 @@ class Session:
         new_query = self._drain_queries(t)
         self.memory.poll()
         if self._paused.is_set():
-            return self._skip(t, "paused")
+            return self._skip(t, "paused", sampled.pixels if sampled else None)
         if sampled is None and self.backend.wants_frames:
             return self._skip(t, "no_frame")
         notes = self.delegator.take_notes() if self.delegator is not None else []
@@ -302,8 +336,8 @@ class Session:
             raw = ""
             for piece in self.backend.decide(self.options.max_tokens):
                 raw += piece
-                if self.on_delta is not None:
-                    self.on_delta(t, raw)
+                for listener in self.delta_listeners:
+                    listener(t, raw)
             decision = normalize(raw, self.queries.standing)
             decision = self.talk.apply(decision, t, has_query=bool(self.queries.standing))
             self.backend.commit(decision.canonical())
@@ -332,14 +366,13 @@ class Session:
             fields["suppressed"] = decision.reason
         if sampled is not None:
             fields["change"] = round(sampled.change, 4)
-        self.bus.emit(t, "decision", **fields)
+        record = self.bus.emit(t, "decision", **fields)
         if decision.action != "silence":
             self.queries.record_response(t, decision.text)
-        if self.delegator is not None and decision.action == "delegate":
-            self.delegator.on_decision(decision, t, self.queries.standing)
-        thumb = sampled.pixels[::4, ::4].copy() if (sampled is not None and self.options.keep_summary_frames) else None
-        self.memory.record(TurnRecord(t, decision.canonical(), query=new_query or "", notes=notes, thumb=thumb))
-        self.memory.maybe_submit(t)
+        pixels = sampled.pixels if sampled is not None else None
+        thumb = pixels[::4, ::4].copy() if (pixels is not None and self.options.keep_summary_frames) else None
+        self._publish(Tick(t, pixels, record, decision=decision, query=new_query or "",
+                           standing_query=self.queries.standing, notes=notes, thumb=thumb))
         if self.memory.is_boundary(t):
             self.memory.boundary(t)
             self.backend.start_chunk(self._prefix())

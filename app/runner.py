@@ -1,7 +1,8 @@
-"""Runs one session off the GUI thread. Building it (which may load a model for seconds) happens on the
-worker thread too, so the window never freezes. Everything the engine says goes into ``sink`` (the
-EventPump's thread-safe ``put``): bus events, streamed deltas, the sampled frame for the preview, and
-``_runner`` pseudo-events for build errors and the end of the run."""
+"""Runs one session off the GUI thread (Qt-free). Building it (which may load a model for seconds)
+happens on the worker thread too, so the window never freezes. Everything the engine says goes into
+``sink`` (the window's thread-safe queue): bus events, streamed deltas, and ``_runner`` pseudo-events
+for build errors and the end of the run. The frame the model saw each tick reaches ``on_frame``
+through the session's tick listeners."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class EngineRunner:
         self.on_delta = on_delta
         self.on_frame = on_frame
         self._build = build  # test seam: a function(settings, **kw) -> Built; default app.wiring.build_session
+        self.report: Callable[[str], None] = lambda line: sink({"type": "_runner", "state": "notice",
+                                                                 "message": line, "t": 0.0})
         self.built = None
         self.thread: threading.Thread | None = None
         self._stop_requested = threading.Event()
@@ -53,7 +56,8 @@ class EngineRunner:
         if build is None:
             from app.wiring import build_session as build
         try:
-            built = build(settings, fast=opts.fast, log=opts.log, store=opts.store, duration=opts.duration)
+            built = build(settings, fast=opts.fast, log=opts.log, store=opts.store, duration=opts.duration,
+                          report=self.report)
         except (SourceError, BackendError, OSError, ValueError) as exc:
             kind = "source" if isinstance(exc, SourceError) else "backend"
             self.sink({"type": "_runner", "state": "failed", "where": kind, "message": str(exc), "t": 0.0})
@@ -63,9 +67,10 @@ class EngineRunner:
                        "message": f"{type(exc).__name__}: {exc}", "t": 0.0})
             return
         session = built.session
-        session.on_delta = self.on_delta
+        session.delta_listeners.append(self.on_delta)
         if self.on_frame is not None:
-            self._tap_frames(session)
+            on_frame = self.on_frame
+            session.tick_listeners.append(lambda tick: tick.pixels is not None and on_frame(tick.pixels))
         built.bus.subscribe(self.sink)
         with self._lock:
             self.built = built
@@ -87,20 +92,6 @@ class EngineRunner:
         finally:
             built.close()
 
-    def _tap_frames(self, session) -> None:
-        """Preview exactly what the model sees: wrap the session's sampler so each taken (resized)
-        frame is also handed to the UI. The UI keeps only the newest."""
-        sampler = session.sampler
-        take = sampler.take
-
-        def tapped(*args, **kwargs):
-            sampled = take(*args, **kwargs)
-            if sampled is not None:
-                self.on_frame(sampled.pixels)
-            return sampled
-
-        sampler.take = tapped
-
     # --- controls (GUI thread; never block) ---
     def submit_query(self, text: str) -> None:
         with self._lock:
@@ -113,6 +104,12 @@ class EngineRunner:
     def pause(self, paused: bool) -> None:
         if self.built is not None:
             self.built.session.pause(paused)
+
+    @property
+    def voice(self):
+        """The running session's Voice (None when no session or voice is off in settings and never
+        switched on)."""
+        return self.built.voice if self.built is not None else None
 
     def stop(self) -> None:
         self._stop_requested.set()

@@ -1,0 +1,126 @@
+"""The one door from the desktop UI into the rest of the app.
+
+``ui`` sits above ``plugins`` and ``engine`` and below ``app`` (the import-linter layers contract in
+pyproject.toml); the only ``app`` module it may import is this one. A :class:`Controller` is made by
+``app.gui`` and handed to the main window: it owns the settings and the running session (start,
+pause, stop, instructions, Speak / Listen / push-to-talk, status), saves settings, and opens and
+exports recorded sessions. The few app types and helpers the dialogs need are re-exported here so
+the UI names them in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from app.config import ConfigError, Settings, save_settings, validate
+from app.export import export_session
+from app.models import (  # the first-run wizard
+    PRESETS,
+    Cancelled,
+    Hardware,
+    ModelError,
+    ModelStore,
+    Recommendation,
+    build_info,
+    detect_hardware,
+    estimate_vram,
+    find_preset,
+    gpu_memory_bytes,
+    human,
+    recommend,
+)
+from app.replay import RecordedSession, open_recorded
+from app.runner import EngineRunner, RunOptions
+from app.wiring import DEMO_CLIP, default_backend_name
+
+__all__ = [
+    "PRESETS", "Cancelled", "ConfigError", "Controller", "DEMO_CLIP", "ModelError", "ModelStore", "RecordedSession",
+    "RunOptions", "Settings", "estimate_vram", "find_preset", "gpu_memory_bytes", "human", "save_settings",
+    "validate",
+    "Hardware", "Recommendation", "build_info", "detect_hardware", "recommend",
+]
+
+
+class Controller:
+    """Settings plus at most one running session, driven from the GUI thread (never blocks)."""
+
+    def __init__(self, settings: Settings | None = None, config_path: str | None = None, build=None):
+        self.settings = settings or Settings()
+        self.config_path = config_path
+        self._build = build  # test seam: replaces app.wiring.build_session
+        self.runner: EngineRunner | None = None
+
+    # --- the session --------------------------------------------------------------------------------
+    def connect(self, sink: Callable[[dict], None], on_delta: Callable[[int, str], None],
+                on_frame: Callable[[object], None] | None = None) -> None:
+        """Where the running session's events, streamed text and previews go (set once by the window)."""
+        self.runner = EngineRunner(sink, on_delta, on_frame, build=self._build)
+
+    @property
+    def running(self) -> bool:
+        return self.runner is not None and self.runner.running
+
+    def start(self, opts: RunOptions | None = None) -> None:
+        self.runner.start(self.settings, opts or RunOptions())
+
+    def pause(self, paused: bool) -> None:
+        self.runner.pause(paused)
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self.runner.join(timeout)
+
+    def submit_query(self, text: str) -> bool:
+        """Send an instruction; True when a session takes it now, False when it waits for the next start."""
+        if self.running:
+            self.runner.submit_query(text)
+            return True
+        return False
+
+    # --- voice --------------------------------------------------------------------------------------
+    def set_speak(self, on: bool) -> bool:
+        """Switch speech for this and later sessions; the running session follows at once."""
+        self.settings.voice.speak = on
+        voice = self.runner.voice if self.runner else None
+        return voice.set_speak(on) if voice is not None else on
+
+    def set_listen(self, on: bool) -> bool:
+        self.settings.voice.listen = on
+        voice = self.runner.voice if self.runner else None
+        return voice.set_listen(on) if voice is not None else on
+
+    def push_to_talk(self, pressed: bool) -> None:
+        voice = self.runner.voice if self.runner else None
+        if voice is not None:
+            voice.push_to_talk(pressed)
+
+    def voice_status(self) -> tuple[bool, float | None]:
+        """(speaking now, microphone level or None when not listening)."""
+        voice = self.runner.voice if self.runner else None
+        if voice is None:
+            return False, None
+        return voice.speaking, voice.mic_level()
+
+    # --- settings, models ---------------------------------------------------------------------------
+    def save_settings(self) -> Path:
+        validate(self.settings)
+        return save_settings(self.settings, self.config_path)
+
+    def backend_name(self) -> str:
+        return default_backend_name(self.settings)
+
+    def use_model(self, backend: str, model: str) -> Path:
+        self.settings.backend.name = backend
+        self.settings.backend.model = model
+        return self.save_settings()
+
+    # --- recorded sessions --------------------------------------------------------------------------
+    def open_recorded(self, path: str | Path, session: str | None = None) -> RecordedSession:
+        return open_recorded(path, session)
+
+    @staticmethod
+    def export(events: list[dict], directory: str | Path, stem: str) -> dict:
+        return export_session(events, directory, stem=stem)
