@@ -36,7 +36,7 @@ def main() -> None:
         s = Settings()
         s.backend.name = a.backend
         s.capture.source = str(clip)
-        built = build_session(s, fast=True, log=str(Path(d) / "o.jsonl"), store=str(Path(d) / "s.db"))
+        built = build_session(s, fast=True, log=str(Path(d) / "o.jsonl"), store=str(Path(d) / "s.db"), voice=False)
 
         def sample(e: dict) -> None:
             if e["type"] == "decision" and int(e["t"]) % 60 == 59:

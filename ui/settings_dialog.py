@@ -1,4 +1,4 @@
-"""Settings over app.config.Settings, saved with app.config.save_settings (atomic TOML)."""
+"""The settings dialog over the settings schema (app.config via app.facade), saved atomically as TOML."""
 
 from __future__ import annotations
 
@@ -19,8 +19,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import ConfigError, Settings, save_settings, validate
-from app.models import PRESETS, estimate_vram, find_preset, gpu_memory_bytes, human
+from app.facade import (
+    PRESETS,
+    ConfigError,
+    Settings,
+    estimate_vram,
+    find_preset,
+    gpu_memory_bytes,
+    human,
+    save_settings,
+    validate,
+)
 
 BACKENDS = ["", "heuristic", "lite", "torch", "llamacpp", "openai"]
 FRAME_SIZES = [224, 336, 448, 560, 672, 896]  # square side; max_pixels = side²

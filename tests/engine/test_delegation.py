@@ -226,3 +226,34 @@ def test_wiring_builds_delegator_with_stream_context_and_question_fallback(tmp_p
     assert n_frames == 0  # the echo brain takes no images
     for close in built.closers:
         close()
+
+
+def test_without_a_brain_delegation_is_not_offered_and_a_delegate_is_shown_not_dropped(tmp_path):
+    """No [brain] kind: the system prompt has no delegate action, and a delegate decision that arrives
+    anyway (a native model delegates on its own) becomes a visible delegate_error with its question."""
+    from app.config import Settings
+    from app.wiring import build_session
+    from engine.delegation import NO_BRAIN
+
+    settings = Settings()
+    settings.voice.speak = False
+    backend = TimedBackend({2: "</response> Let me check. </delegation> Which invoice is overdue?"})
+    built = build_session(settings, fast=True, backend=backend, source=ArraySource([(float(i), solid(9)) for i in range(5)]),
+                          store=str(tmp_path / "s.sqlite"))
+    events = []
+    built.bus.subscribe(events.append)
+    assert built.session.options.delegation is False
+    assert "</delegation>" not in built.session._prefix().system.split("NEVER output")[0]
+    built.session.run()
+    built.close()
+    errors = [e for e in events if e["type"] == "delegate_error"]
+    assert len(errors) == 1
+    assert errors[0]["query"] == "Which invoice is overdue?" and errors[0]["message"] == NO_BRAIN
+    assert errors[0]["t"] == 2
+    # the same settings with a brain offer delegation in the prompt
+    settings.brain.kind = "echo"
+    with_brain = build_session(settings, fast=True, backend=TimedBackend({}), source=ArraySource([(0.0, solid(1))]),
+                               store=str(tmp_path / "t.sqlite"))
+    assert with_brain.session.options.delegation is True
+    assert "</delegation>" in with_brain.session._prefix().system
+    with_brain.close()

@@ -3,7 +3,6 @@ module), and a sound server that dies mid-session (real PulseAudio, killed)."""
 
 from __future__ import annotations
 
-import io
 import tempfile
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.voice_wiring import attach_voice
+from app.voice import start_voice
 from engine.clock import RealClock, VirtualClock
 from engine.events import EventBus
 from engine.session import Session, SessionOptions
@@ -72,12 +71,10 @@ def test_voice_failure_is_one_line_and_the_session_runs_on(case, monkeypatch, tm
         settings.voice.voice = str(tmp_path / "gone.onnx")
         settings.voice.listen = False
     built, events = make_built()
-    err = io.StringIO()
-    extras = attach_voice(built, settings, stderr=err)
+    lines: list[str] = []
+    voice = start_voice(settings.voice, built.bus, built.session.clock.now, built.session.submit_query, lines.append)
     result = built.session.run()
-    for x in extras:
-        x.close()
-    lines = err.getvalue().splitlines()
+    voice.close()
     assert len(lines) == 1, lines
     expected = {"no_device": "no audio output device found", "no_portaudio": "PortAudio library not found",
                 "missing_voice": "Piper voice not found"}[case]
@@ -91,14 +88,13 @@ def test_silent_tts_through_the_wiring_speaks_the_first_response():
     settings = Settings()
     settings.voice.speak, settings.voice.listen, settings.voice.tts = True, False, "silent"
     built, events = make_built(seconds=3)
-    err = io.StringIO()
-    extras = attach_voice(built, settings, stderr=err)
+    lines: list[str] = []
+    voice = start_voice(settings.voice, built.bus, built.session.clock.now, built.session.submit_query, lines.append)
     built.session.run()
-    speaker = extras[0]
+    speaker = voice.speaker
     assert speaker.handles and speaker.handles[0].wait(5)
-    for x in extras:
-        x.close()
-    assert err.getvalue() == ""
+    voice.close()
+    assert lines == []
     assert speaker.tts.spoken[0].text == SAYINGS[0]
     assert speaker.shown_only >= 1  # the next responses arrived while it spoke: text only (the default)
 
@@ -118,12 +114,13 @@ def test_sound_server_dies_mid_session_voice_goes_off_session_goes_on(monkeypatc
         settings.voice.echo = "off"
         long = "This answer is long enough to still be playing when the sound server goes away. " * 3
         built, events = make_built(seconds=40, clock=RealClock(), script={0: f"</response> {long}"})
-        err = io.StringIO()
-        extras = attach_voice(built, settings, stderr=err)
-        assert err.getvalue() == "" and len(extras) == 3  # speaker, asr, error reporter
+        lines: list[str] = []
+        voice = start_voice(settings.voice, built.bus, built.session.clock.now, built.session.submit_query,
+                            lines.append)
+        assert lines == [] and voice.speak_on and voice.listen_on
         runner = threading.Thread(target=built.session.run, daemon=True)
         runner.start()
-        speaker = extras[0]
+        speaker = voice.speaker
         end = time.monotonic() + 10
         while not any(e["type"] == "speech_started" for e in events) and time.monotonic() < end:
             time.sleep(0.05)
@@ -135,8 +132,7 @@ def test_sound_server_dies_mid_session_voice_goes_off_session_goes_on(monkeypatc
         time.sleep(3.0)  # the session keeps ticking without voice
         built.session.stop()
         runner.join(20)
-        for x in extras:
-            x.close()
+        voice.close()
     finally:
         stop_pulse(pulse)
         for k in pulse.env:
@@ -145,7 +141,6 @@ def test_sound_server_dies_mid_session_voice_goes_off_session_goes_on(monkeypatc
     errors = [e for e in events if e["type"] == "error"]
     assert {e["where"] for e in errors} == {"tts", "asr"}
     assert all("vanished" in e["message"] for e in errors)
-    lines = err.getvalue().splitlines()
     assert len(lines) == 2 and all("vanished" in ln for ln in lines)  # one line per broken direction
     assert speaker.failed and speaker.handles[0].state == "failed"
     ended = next(e for e in events if e["type"] == "session_ended")
@@ -162,8 +157,8 @@ def _presence(*args, env=None):
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    e = {**os.environ, "PRESENCE_FORCE_HEADLESS": "1", **(env or {})}
-    r = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=root, capture_output=True, text=True,
+    e = {**os.environ, **(env or {})}
+    r = subprocess.run([sys.executable, "-m", "app.cli", *args, "--headless"], cwd=root, capture_output=True, text=True,
                        timeout=120, env=e)
     return r, json
 

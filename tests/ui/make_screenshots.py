@@ -21,7 +21,7 @@ def main() -> int:
     from xvfb_app import wait  # the same event-pumping wait as the Xvfb app test
 
     from app.config import Settings
-    from ui.engine_runner import RunOptions
+    from app.facade import Controller, RunOptions
     from ui.main_window import MainWindow
 
     tmp = Path(tempfile.mkdtemp())
@@ -32,11 +32,11 @@ def main() -> int:
     s = Settings()
     s.backend.name = "heuristic"
     s.voice.speak = False
-    win = MainWindow(s, first_run_check=False, thumbnails=False, gpu_total=None)
+    win = MainWindow(Controller(s), first_run_check=False, thumbnails=False, gpu_total=None)
     win.resize(1280, 760)
     win.show()
     win.start(RunOptions(fast=True, duration=45, query="tell me when the slide changes"))
-    wait(app, lambda: not win.runner.running and win.pump.pending() == 0, 60)
+    wait(app, lambda: not win.controller.running and win.pump.pending() == 0, 60)
     wait(app, lambda: False, 0.4)
     win.timeline.follow = False
     win.timeline.offset, win.timeline.zoom = 0.0, 26.0

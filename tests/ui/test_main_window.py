@@ -8,18 +8,18 @@ import time
 
 import pytest
 
+from app.facade import Controller, RunOptions
 from app.wiring import DEMO_CLIP, build_session
 from engine.backends.base import BackendError
 from engine.backends.heuristic import HeuristicBackend
-from ui.engine_runner import RunOptions
 from ui.main_window import MainWindow
 from ui.timeline import ACTION_CODE, COLORS, SKIPPED
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.exists(), reason=f"demo clip missing: {DEMO_CLIP}")
 
 
-def make_window(qtbot, settings, **kw):
-    win = MainWindow(settings, first_run_check=False, thumbnails=False, gpu_total=None, **kw)
+def make_window(qtbot, settings, build=None):
+    win = MainWindow(Controller(settings, build=build), first_run_check=False, thumbnails=False, gpu_total=None)
     qtbot.addWidget(win)
     win.show()
     return win
@@ -27,7 +27,7 @@ def make_window(qtbot, settings, **kw):
 
 def run_to_end(qtbot, win, **opts):
     assert win.start(RunOptions(fast=True, **opts))
-    qtbot.waitUntil(lambda: not win.runner.running and win.pump.pending() == 0
+    qtbot.waitUntil(lambda: not win.controller.running and win.pump.pending() == 0
                     and any(e["type"] == "session_ended" for e in win.events), timeout=30000)
     win.pump.drain()
 
@@ -64,7 +64,7 @@ def test_timeline_cells_and_transcript_match_the_log(qtbot, settings, tmp_path):
     summaries = [e for e in events if e["type"] == "summary"]
     assert summaries and win.memory.list.count() == len(summaries)
     # export what the window collected
-    paths = win.export_to(tmp_path / "export")
+    paths = win.dialogs.export_to(tmp_path / "export")
     assert paths["srt"].read_text().count(" --> ") == len(said)
     # the preview shows the resized frame the model saw (≤ max_pixels)
     qtbot.waitUntil(lambda: win.preview.pixmap() is not None and not win.preview.pixmap().isNull(), timeout=3000)
@@ -88,7 +88,7 @@ def test_settings_persist_across_restarts(qtbot, settings):
     from app.config import load_settings
 
     win = make_window(qtbot, settings)
-    dlg = win.open_settings()
+    dlg = win.dialogs.open_settings()
     dlg.persona.setText("Only speak about slides")
     dlg.cooldown.setValue(7.5)
     dlg.force_silence.setChecked(True)
@@ -103,14 +103,14 @@ def test_settings_persist_across_restarts(qtbot, settings):
     assert loaded.capture.max_pixels == 336 * 336 and loaded.backend.kv_type == "q4_0"
     assert loaded.brain.url == "http://127.0.0.1:8090/v1" and loaded.voice.speak is False
     win2 = make_window(qtbot, loaded)
-    dlg2 = win2.open_settings()
+    dlg2 = win2.dialogs.open_settings()
     assert dlg2.persona.text() == "Only speak about slides" and dlg2.force_silence.isChecked()
     assert "GB" in dlg2.vram.text()  # the VRAM estimate is shown
 
 
 def test_force_silence_is_off_by_default(qtbot, settings):
     win = make_window(qtbot, settings)
-    assert not win.open_settings().force_silence.isChecked()
+    assert not win.dialogs.open_settings().force_silence.isChecked()
 
 
 def test_missing_backend_shows_banner_and_window_stays_usable(qtbot, settings):
@@ -120,7 +120,7 @@ def test_missing_backend_shows_banner_and_window_stays_usable(qtbot, settings):
     qtbot.waitUntil(lambda: win.banner.isVisible() and win.banner.kind == "error", timeout=10000)
     assert "Could not start" in win.banner.label.text()
     assert win.start_act.isEnabled() and not win.stop_act.isEnabled()
-    win.settings.backend.name = "heuristic"  # fix it and go again, same window
+    win.controller.settings.backend.name = "heuristic"  # fix it and go again, same window
     run_to_end(qtbot, win, duration=5)
     assert len(win.timeline.codes()) == 5
 
@@ -160,7 +160,7 @@ def test_backend_errors_mid_session_show_banner_and_are_skipped(qtbot, settings)
 def test_first_run_offers_model_manager(qtbot, settings, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     settings.backend.name = ""
-    win = MainWindow(settings, thumbnails=False, gpu_total=None)
+    win = MainWindow(Controller(settings), thumbnails=False, gpu_total=None)
     qtbot.addWidget(win)
     win.show()
     assert win.banner.isVisible() and win.banner.kind == "info"
@@ -252,3 +252,22 @@ def test_run_gui_opens_the_window_playing_the_source(tmp_path):
     proc = subprocess.run([sys.executable, "-c", RUN_GUI_SCRIPT, str(tmp_path / "s.sqlite")], env=env, cwd=root,
                           capture_output=True, text=True, timeout=60)
     assert "RESULT 0 {'cells': 6, 'query': ['watch the slides']}" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_recorded_session_reopens_with_the_same_timeline_and_transcript(qtbot, settings, tmp_path):
+    """File → Open session… on the live run's log and on its store shows what the live window showed."""
+    win = make_window(qtbot, settings)
+    log, store = tmp_path / "run.jsonl", tmp_path / "s.sqlite"
+    run_to_end(qtbot, win, log=str(log), store=str(store), duration=20, query="describe slides")
+    live_codes, live_said = list(win.timeline.codes()), win.transcript.texts("response")
+    live_queries = win.transcript.texts("query")
+    assert live_said and len(live_codes) == 20
+    for path in (log, store):
+        other = make_window(qtbot, settings)
+        recorded = other.dialogs.open_session(path)
+        assert recorded.seconds == 20 and other.recorded is recorded
+        assert list(other.timeline.codes()) == live_codes
+        assert other.transcript.texts("response") == live_said and other.transcript.texts("query") == live_queries
+        assert "read-only" in other.status.currentMessage()
+        paths = other.dialogs.export_to(tmp_path / f"export-{path.suffix[1:]}")
+        assert paths["srt"].read_text().count(" --> ") == len(live_said)

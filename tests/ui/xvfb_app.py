@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtWidgets import QApplication
 
 from app.config import Settings
-from ui.engine_runner import RunOptions
+from app.facade import Controller, RunOptions
 from ui.main_window import MainWindow
 
 
@@ -35,19 +35,19 @@ def main(out: Path) -> int:
     s.backend.name = "heuristic"
     s.heuristic.ocr = False
     s.voice.speak = False
-    win = MainWindow(s, first_run_check=False, gpu_total=None)
+    win = MainWindow(Controller(s), first_run_check=False, gpu_total=None)
     win.show()
     result = {"platform": app.platformName()}
     win.start(RunOptions(fast=True, duration=30, query="tell me when the slide changes"))
-    result["session_done"] = wait(app, lambda: not win.runner.running and win.pump.pending() == 0
+    result["session_done"] = wait(app, lambda: not win.controller.running and win.pump.pending() == 0
                                   and any(e["type"] == "session_ended" for e in win.events), 30)
     wait(app, lambda: False, 0.5)
     shot = app.primaryScreen().grabWindow(0)  # the real X display, window decorations and all
     shot.save(str(out / "xvfb_display.png"))
     win.grab().save(str(out / "xvfb_window.png"))
     result["cells"] = int(win.timeline.latest + 1)
-    result["screen_choices"] = [c.spec for c in win.choices if c.spec.startswith("screen")]
-    result["screen_thumbs"] = sum(c.thumb is not None for c in win.choices if c.spec.startswith("screen"))
+    result["screen_choices"] = [c.spec for c in win.toolbar.choices if c.spec.startswith("screen")]
+    result["screen_thumbs"] = sum(c.thumb is not None for c in win.toolbar.choices if c.spec.startswith("screen"))
 
     try:
         from plugins.capture.screen import ScreenSource
@@ -68,9 +68,9 @@ def main(out: Path) -> int:
                      QImage.Format.Format_RGB888)
         img.copy().save(str(out / "xvfb_screen_source.png"))
         # the window running a live screen session through the same source
-        win.set_source("screen:1")
+        win.toolbar.set_source("screen:1")
         win.start(RunOptions(duration=3))
-        result["live_done"] = wait(app, lambda: not win.runner.running and win.pump.pending() == 0, 20)
+        result["live_done"] = wait(app, lambda: not win.controller.running and win.pump.pending() == 0, 20)
         result["live_cells"] = int(win.timeline.latest + 1)
         pm = win.preview.pixmap()
         result["live_preview"] = bool(pm is not None and not pm.isNull())
