@@ -1,0 +1,284 @@
+"""DAMI-style interpolation on the tiny Instruct/Thinking pair (engine/dami/tiny_pair.py).
+
+Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–4):
+
+* accuracy and mean generated tokens at fixed λ ∈ {0, 0.25, 0.5, 0.625, 0.75, 1};
+* DAMI zero-shot (confidence + discrepancy; u_lo/u_hi calibrated on a separate train split) and
+  DAMI trained (preference estimator fitted on the train split's λ sweep);
+* the Spearman correlation of λ(q) with difficulty, the share of questions at an in-between λ, the
+  accuracy–tokens front, and the issue's goals;
+* switch cost per strategy (in-place swap, exact rebuild, bucket hit, bucket miss, GGUF bucket merge)
+  and memory.
+
+    flock /tmp/bench.lock .venv/bin/python benchmarks/dami.py [--out DIR] [--base-steps N --ft-steps N]
+
+All generation is greedy; DAMI answers are generated at their chosen λ (grouped by λ), not looked up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.dami.interp import interpolate_state  # noqa: E402
+from engine.dami.lam import BUCKETS, PrefEstimator, ZeroShotLambda, uncertainty  # noqa: E402
+from engine.dami.scoring import confidence, discrepancy, instruct_probe, teacher_probs  # noqa: E402
+from engine.dami.serve import BucketCache, InPlaceSwapper  # noqa: E402
+from engine.dami.tiny_pair import THINK, build_pair, graded_set, make_tokenizer, parse_answer  # noqa: E402
+from engine.dami.weights import SafetensorsDict  # noqa: E402
+
+FIXED = (0.0, 0.25, 0.5, 0.625, 0.75, 1.0)
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return torch.tensor(r)
+
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = (rx.norm() * ry.norm()).item()
+    return float((rx * ry).sum() / den) if den else 0.0
+
+
+@torch.no_grad()
+def generate(model, tok, problems, lam: float, thinking_from: float = 0.5, batch: int = 256):
+    """(correct, tokens) per problem at the model's current weights, with the template λ asks for."""
+    prefill = THINK if lam >= thinking_from else ""
+    out = []
+    for s in range(0, len(problems), batch):
+        chunk = problems[s:s + batch]
+        ids = torch.tensor([tok(p.prompt + prefill, add_special_tokens=False)["input_ids"] for p in chunk])
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, do_sample=False,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
+        for p, row in zip(chunk, gen.tolist(), strict=True):
+            n = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
+            out.append((parse_answer(tok.decode(row[:n], skip_special_tokens=False)) == p.answer, n))
+    return out
+
+
+@torch.no_grad()
+def probe_all(m_i, m_t, tok, problems, k: int = 8):
+    """u(q) and h(q) per problem (batched; prompts have equal length)."""
+    ids = torch.tensor([tok(p.prompt, add_special_tokens=False)["input_ids"] for p in problems])
+    pr = instruct_probe(m_i, ids, k, tok.eos_token_id)
+    c = confidence(pr)
+    d = discrepancy(pr, teacher_probs(m_t, ids, pr.answer))
+    return [uncertainty(float(a), float(b)) for a, b in zip(c, d, strict=True)], pr.pooled
+
+
+def summarise(rows):
+    n = len(rows)
+    return sum(c for c, _ in rows) / n, sum(t for _, t in rows) / n
+
+
+def front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Names not dominated (higher-or-equal accuracy and lower-or-equal tokens, one strictly)."""
+    keep = set()
+    for a, (acc_a, tok_a) in points.items():
+        if not any((acc_b >= acc_a and tok_b <= tok_a) and (acc_b > acc_a or tok_b < tok_a)
+                   for b, (acc_b, tok_b) in points.items() if b != a):
+            keep.add(a)
+    return keep
+
+
+def run_at(swapper, tok, problems, lams):
+    """Answer each problem at its own λ (grouped by λ)."""
+    res = [None] * len(problems)
+    for lam in sorted(set(lams)):
+        idx = [i for i, x in enumerate(lams) if x == lam]
+        swapper.set(lam)
+        for i, r in zip(idx, generate(swapper.model, tok, [problems[i] for i in idx], lam), strict=True):
+            res[i] = r
+    return res
+
+
+def calibrate_quantiles(us, table, budget_frac: float):
+    """The zero-shot map's quantiles, chosen on the train split: best accuracy whose mean tokens stay
+    within ``budget_frac`` of the Thinking model's (ties → fewer tokens)."""
+    think_tokens = sum(t for _, t in table[1.0]) / len(us)
+    best = None
+    for lo_q in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        for hi_q in (0.6, 0.7, 0.8, 0.9, 0.95, 0.99):
+            if hi_q <= lo_q:
+                continue
+            z = ZeroShotLambda.calibrate(us, lo_q, hi_q)
+            rows = [table[z(u)][i] for i, u in enumerate(us)]
+            acc, toks = summarise(rows)
+            key = (toks <= budget_frac * think_tokens, acc, -toks)
+            if best is None or key > best[0]:
+                best = (key, z, lo_q, hi_q)
+    return best[1], best[2], best[3]
+
+
+def switch_costs(model_i, sd_i, sd_t, reps: int = 20):
+    out = {}
+    sw = InPlaceSwapper(copy.deepcopy(model_i), lambda: (sd_i, sd_t), 0.25, rebuild_every=10**9)
+    t = time.perf_counter()
+    for r in range(reps):
+        sw.set(0.5 if r % 2 == 0 else 0.625)
+    out["in-place swap"] = (time.perf_counter() - t) / reps
+    t = time.perf_counter()
+    for _ in range(reps // 4):
+        sw.rebuild(0.5)
+    out["exact rebuild"] = (time.perf_counter() - t) / max(1, reps // 4)
+
+    def build(lam):
+        m = copy.deepcopy(model_i)
+        m.load_state_dict(interpolate_state(sd_i, sd_t, lam))
+        return m
+
+    cache = BucketCache(build, capacity=2)
+    t = time.perf_counter()
+    cache.get(0.5)
+    out["bucket miss"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(reps):
+        cache.get(0.5)
+    out["bucket hit"] = (time.perf_counter() - t) / reps
+    model_bytes = sum(p.numel() * p.element_size() for p in model_i.parameters())
+    mem = {"in-place swap": model_bytes + sw.delta_bytes(), "bucket cache (K=2)": 2 * model_bytes,
+           "one model": model_bytes}
+    return out, mem
+
+
+def gguf_costs(paths, out_dir: Path):
+    """Export both to f16 GGUF, time one bucket merge and (if llama-cpp-python is here) a load."""
+    try:
+        from engine.dami.gguf_export import export_qwen3
+        from engine.dami.gguf_merge import merge_gguf
+    except ImportError as exc:
+        return {"gguf": f"skipped ({exc})"}
+    gi, gt = out_dir / "instruct-f16.gguf", out_dir / "thinking-f16.gguf"
+    if not gi.exists():
+        export_qwen3(paths.instruct, gi, "f16")
+        export_qwen3(paths.thinking, gt, "f16")
+    t = time.perf_counter()
+    merged = merge_gguf(gi, gt, out_dir / "merged-0.5.gguf", 0.5)
+    res = {"GGUF bucket merge (f16)": time.perf_counter() - t}
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return res
+    t = time.perf_counter()
+    llm = Llama(model_path=str(merged), n_ctx=128, n_threads=1, verbose=False)
+    res["GGUF bucket load (llama.cpp)"] = time.perf_counter() - t
+    llm.close()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="/tmp/presence-dami", help="where the pair and GGUF files go")
+    ap.add_argument("--base-steps", type=int, default=1200)
+    ap.add_argument("--ft-steps", type=int, default=400)
+    ap.add_argument("--n-per-level", type=int, default=40, help="held-out questions per carry count (0–4)")
+    ap.add_argument("--train-per-level", type=int, default=40, help="train-split questions per carry count")
+    ap.add_argument("--budget", type=float, default=0.6, help="zero-shot calibration token budget (× Thinking)")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)  # 2 shared cores: one thread was ~10x faster than two for these tiny models
+    out = Path(a.out)
+    t0 = time.perf_counter()
+    paths = build_pair(out / "pair", a.base_steps, a.ft_steps, a.seed, log_every=100)
+    built = time.perf_counter() - t0
+    stamp = next((out / "pair").glob(f"done-{a.base_steps}-{a.ft_steps}-{a.seed}"))
+    print(f"pair: {paths.instruct.parent} (trained in {float(stamp.read_text()):.0f} s; this run {built:.0f} s)")
+
+    from transformers import AutoModelForCausalLM
+
+    tok = make_tokenizer()
+    m_i = AutoModelForCausalLM.from_pretrained(paths.instruct, dtype=torch.float32).eval()
+    m_t = AutoModelForCausalLM.from_pretrained(paths.thinking, dtype=torch.float32).eval()
+    sd_i, sd_t = SafetensorsDict(paths.instruct), SafetensorsDict(paths.thinking)
+    sw = InPlaceSwapper(copy.deepcopy(m_i), lambda: (sd_i, sd_t), 0.0)
+    held = graded_set(a.n_per_level, seed=1000 + a.seed)
+    train = graded_set(a.train_per_level, seed=2000 + a.seed)
+    diff = [p.carries for p in held]
+
+    t = time.perf_counter()
+    table_h, table_t = {}, {}
+    for lam in FIXED:
+        sw.set(lam)
+        table_h[lam] = generate(sw.model, tok, held, lam)
+        table_t[lam] = generate(sw.model, tok, train, lam)
+    sweep_s = time.perf_counter() - t
+
+    u_t, h_t = probe_all(m_i, m_t, tok, train)
+    u_h, h_h = probe_all(m_i, m_t, tok, held)
+    z, lo_q, hi_q = calibrate_quantiles(u_t, table_t, a.budget)
+    lam_conf = [z(u) for u in u_h]
+    est = PrefEstimator(h_t.shape[1], BUCKETS, hidden=32)
+    accs = [{lam: float(table_t[lam][i][0]) for lam in FIXED} for i in range(len(train))]
+    toks = [{lam: float(table_t[lam][i][1]) for lam in FIXED} for i in range(len(train))]
+    est.fit(h_t, accs, toks, epochs=300)
+    lam_pref = est.predict(h_h)
+
+    points = {f"fixed λ={lam:g}": summarise(table_h[lam]) for lam in FIXED}
+    dami = {"DAMI zero-shot": (lam_conf, run_at(sw, tok, held, lam_conf)),
+            "DAMI trained": (lam_pref, run_at(sw, tok, held, lam_pref))}
+    for name, (_, rows) in dami.items():
+        points[name] = summarise(rows)
+    on_front = front(points)
+
+    print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per carry count 0–4); train split {len(train)}; "
+          f"sweep {sweep_s:.0f} s")
+    print("\n| method | accuracy | mean tokens | acc. by carries 0/1/2/3/4 | on front |")
+    print("|---|---|---|---|---|")
+    for name, (acc, tk) in points.items():
+        rows = table_h[float(name.split("=")[1])] if name.startswith("fixed") else dami[name][1]
+        by = "/".join(f"{sum(r[0] for r, d in zip(rows, diff, strict=True) if d == c) / diff.count(c):.2f}"
+                      for c in range(5))
+        print(f"| {name} | {acc:.3f} | {tk:.1f} | {by} | {'yes' if name in on_front else 'no'} |")
+
+    think_acc, think_tok = points["fixed λ=1"]
+    print(f"\nzero-shot map: u_lo={z.u_lo:.4f} (q{lo_q:g}), u_hi={z.u_hi:.4f} (q{hi_q:g}) on the train split, "
+          f"budget {a.budget:g}× Thinking tokens")
+    for name, (lams, _) in dami.items():
+        acc, tk = points[name]
+        mid = sum(0 < x < 1 for x in lams) / len(lams)
+        rho = spearman(lams, diff)
+        dominated_by = [f for f in points if f.startswith("fixed") and points[f][0] >= acc and points[f][1] <= tk
+                        and points[f] != (acc, tk)]
+        hist = {b: sum(x == b for x in lams) for b in BUCKETS}
+        print(f"\n{name}: λ histogram {hist}")
+        print(f"  Spearman(λ(q), carries) = {rho:.3f}   [goal > 0.3: {'met' if rho > 0.3 else 'MISSED'}]")
+        print(f"  at an in-between λ: {mid:.0%}   [goal ≥ 30%: {'met' if mid >= 0.3 else 'MISSED'}]")
+        print(f"  dominated by: {', '.join(dominated_by) or 'none'}   [goal none: "
+              f"{'met' if not dominated_by else 'MISSED'}]")
+        ok = acc >= think_acc and tk <= 0.6 * think_tok
+        print(f"  accuracy {acc:.3f} vs Thinking {think_acc:.3f}; tokens {tk:.1f} = {tk / think_tok:.0%} of "
+              f"Thinking's   [goal ≥ Thinking acc. with ≤ 60% tokens: {'met' if ok else 'MISSED'}]")
+    mids = [f for f in on_front if f.startswith("fixed") and 0 < float(f.split("=")[1]) < 1]
+    print(f"\nin-between fixed λ on the front: {', '.join(sorted(mids)) or 'none'}   "
+          f"[goal ≥ 1: {'met' if mids else 'MISSED: the pair is not interpolable in this sense'}]")
+
+    costs, mem = switch_costs(m_i, sd_i, sd_t)
+    costs.update(gguf_costs(paths, out))
+    print("\n| switch | seconds |\n|---|---|")
+    for k, v in costs.items():
+        print(f"| {k} | {v if isinstance(v, str) else f'{v * 1e3:.3f} ms'} |")
+    print("\n| memory | bytes |\n|---|---|")
+    for k, v in mem.items():
+        print(f"| {k} | {v / 1e6:.2f} MB |")
+    print("\nGPU row: not run (no accelerator in this session).")
+
+
+if __name__ == "__main__":
+    main()
