@@ -104,7 +104,8 @@ def perplexity(model, makes, tokens, p):
         print(f"#   PPL@{length} done ({time.perf_counter() - T0:.0f} s)", flush=True)
     rows = []
     for r, cache in enumerate(split.caches):
-        fast, off = kv.kv_bytes(cache)
+        kb = kv.kv_bytes(cache)
+        fast, off = kb.fast, kb.offload
         n = cache.get_seq_length()
         lat = []
         for i in range(pos, pos + p["lat_steps"]):

@@ -28,7 +28,7 @@ class Layout:
 
     def chunk_start(self, system: str, prefix_text: str) -> str:
         head = f"{self.sys_open}{system}{self.sys_close}{self.user_open}"
-        return head + (prefix_text.rstrip() + "\n" if prefix_text.strip() else "")
+        return head + (prefix_text.strip() + "\n" if prefix_text.strip() else "")
 
     def turn(self, text: str, image_marker: str | None, first_in_chunk: bool) -> str:
         opener = "" if first_in_chunk else self.user_open

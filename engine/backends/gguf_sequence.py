@@ -21,19 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from engine.backends.base import BackendError, ModelLoadError
+from engine.kv.sizes import GGML_AUTO_GPU
+from engine.kv.sizes import (
+    GGML_KV as KV_TYPES,  # ggml type id and bytes per value, shared with the VRAM estimate
+)
 
-# ggml type ids (llama_cpp.GGML_TYPE_*) and bytes per value, for the KV cache.
-KV_TYPES: dict[str, tuple[int, float]] = {
-    "f32": (0, 4.0), "f16": (1, 2.0), "q4_0": (2, 18 / 32), "q4_1": (3, 20 / 32),
-    "q5_0": (6, 22 / 32), "q5_1": (7, 24 / 32), "q8_0": (8, 34 / 32),
-}
 # "auto": the KV type per device. On a CPU build, f16 without flash attention: ggml's CPU attention
 # over an f16 cache is plain matmuls, while a quantized cache needs flash attention, whose CPU kernel
 # dequantises every V row per query token; measured with SmolLM2-135M, one decoded token at 8192 cells
 # costs 46 ms (f16) vs 98 ms (q8_0) vs 182 ms (q4_0), 13-15 ms at 256 cells for all (a one-off
 # micro-benchmark; benchmarks/tick_latency_gguf.py prints the per-token growth of the chosen type).
 # On a GPU, q8_0 + flash attention: half the memory of f16.
-AUTO_KV = {"cpu": "f16", "gpu": "q8_0"}
+AUTO_KV = {"cpu": "f16", "gpu": GGML_AUTO_GPU}
 
 
 def resolve_kv_type(kv_type: str, gpu: bool) -> str:

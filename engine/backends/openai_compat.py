@@ -31,28 +31,21 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from engine.backends.base import Backend, BackendConfig, BackendError, BackendStats, ModelLoadError
+from engine.backends.base import (
+    Backend,
+    BackendConfig,
+    BackendError,
+    BackendStats,
+    ModelLoadError,
+    OpenAIOptions,
+)
+from engine.backends.decoding import THINK_OPEN, decision_line
 from engine.context import ChunkPrefix, Turn
 
 SESSION_HEADER = "x-streaming-session"
-
-
-@dataclass
-class OpenAIOptions:
-    """``[backend.options.openai]``. images: send frames (off for text-only models)."""
-
-    images: bool = True
-    jpeg_quality: int = 90
-    retries: int = 2  # extra attempts after the first, for connection errors, 429 and 5xx
-    backoff_s: float = 0.25  # doubled after each failed attempt
-    stop: list[str] = field(default_factory=lambda: ["\n"])  # a decision is one line
-    session: str = ""  # value of the x-streaming-session header ("" = a fresh id per backend)
-    extra_body: dict[str, Any] = field(default_factory=dict)
 
 
 def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> str:
@@ -96,11 +89,7 @@ class OpenAIBackend(Backend):
     # --- lifecycle ------------------------------------------------------------------------------
     def load(self, config: BackendConfig) -> None:
         self.config = config
-        raw = dict(config.options.get("openai", {}))
-        unknown = set(raw) - set(OpenAIOptions.__dataclass_fields__)
-        if unknown:
-            raise ModelLoadError(f"unknown openai backend option(s): {', '.join(sorted(unknown))}")
-        self.options = OpenAIOptions(**raw)
+        self.options = config.openai
         self.base = api_base(config.url)
         self.wants_frames = self.options.images
         self.session_id = self.options.session or f"presence-{uuid.uuid4().hex[:12]}"
@@ -141,15 +130,16 @@ class OpenAIBackend(Backend):
             body["stop"] = self.options.stop
         body.update(self.options.extra_body)
         try:
-            reply = self._post("/chat/completions", body)
+            reply, text = self._complete(body)
+            if body.get("stop") and _cut_too_early(text):
+                # The server's newline stop fell inside a leading <think> block (or on a blank first line),
+                # where the shared stop rule does not end a decision: ask again without it, same seed.
+                reply, text = self._complete({k: v for k, v in body.items() if k != "stop"})
         except BackendError:
             self._carry = self._pending_carry  # keep what the user said for the next turn
             self._pending = None
             raise
-        try:
-            text = reply["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise BackendError(f"openai backend: unexpected reply from {self.base}: {str(reply)[:200]}") from exc
+        text = decision_line(text)[0]  # the same stop rule as the local backends: one line
         usage = reply.get("usage") or {}
         prompt = int(usage.get("prompt_tokens") or 0)
         cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
@@ -172,6 +162,13 @@ class OpenAIBackend(Backend):
 
     def stats(self) -> BackendStats:
         return self._stats
+
+    def _complete(self, body: dict) -> tuple[dict, str]:
+        reply = self._post("/chat/completions", body)
+        try:
+            return reply, reply["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendError(f"openai backend: unexpected reply from {self.base}: {str(reply)[:200]}") from exc
 
     # --- HTTP -----------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -208,6 +205,12 @@ class OpenAIBackend(Backend):
                 last = f"invalid JSON reply ({exc})"
         raise BackendError(f"openai backend: cannot get a reply from {url} after "
                            f"{self.options.retries + 1} tries ({last})")
+
+
+def _cut_too_early(text: str) -> bool:
+    """A reply cut at a newline before the decision's line began (decoding.decision_line's rule)."""
+    body = text.lstrip()
+    return not body or (body.startswith(THINK_OPEN) and not decision_line(text)[1])
 
 
 def _query_text(turn: Turn) -> str:

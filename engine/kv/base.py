@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
-from engine.backends.torch_attention import packed_causal_sdpa
+from engine.kv.packed import packed_causal_sdpa
 
 TAG = "_presence_kv_layer"
 

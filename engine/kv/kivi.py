@@ -116,6 +116,9 @@ class KiviLayer(PresenceLayer):
     def nbytes(self) -> tuple[int, int]:
         return self.qk.nbytes + self.qv.nbytes + nbytes(self.res_k, self.res_v, self.shadow_k, self.shadow_v), 0
 
+    def used_nbytes(self) -> int:
+        return self.qk.used_nbytes + self.qv.used_nbytes + nbytes(self.res_k, self.res_v, self.shadow_k, self.shadow_v)
+
 
 # Values are quantized along head_dim, so their token axis is -2.
 def _tail_tokens(a: QTensor, start: int) -> QTensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from engine.kv.attention import text_impl, use
 from engine.kv.plan import LayerPlan, dense_score
 
 PROFILE_IMPL = "presence_kv_profile"
@@ -32,14 +33,13 @@ def profile_layers(model, input_ids: torch.Tensor, top_frac: float = 0.05, last_
     AttentionInterface.register(PROFILE_IMPL, fn)
     AttentionMaskInterface.register(PROFILE_IMPL, sdpa_mask)
     cfg = model.config
-    sub = hasattr(cfg, "text_config") and cfg.get_text_config() is not cfg
-    old = cfg.get_text_config()._attn_implementation
-    model.set_attn_implementation({"text_config": PROFILE_IMPL} if sub else PROFILE_IMPL)
+    old = text_impl(model)
+    use(model, PROFILE_IMPL)  # temporary: the profiling pass only
     try:
         with torch.no_grad():
             model(input_ids=input_ids.to(model.device), use_cache=False, **forward_kw)
     finally:
-        model.set_attn_implementation({"text_config": old} if sub else old)
+        use(model, old)
     n_layers = cfg.get_text_config().num_hidden_layers
     if len(scores) != n_layers:
         raise RuntimeError(f"profiled {len(scores)} of {n_layers} layers (unsupported attention layout)")

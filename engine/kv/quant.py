@@ -93,6 +93,10 @@ class GrowingQTensor:
     def nbytes(self) -> int:
         return sum(p.nbytes for p in self.parts)
 
+    @property
+    def used_nbytes(self) -> int:
+        return sum(p.used_nbytes for p in self.parts)
+
 
 def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``t[b, h, index[b, h, j]]`` for t [B, H, N, X] and index [B, H, k] → [B, H, k, X].

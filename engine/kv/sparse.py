@@ -26,22 +26,32 @@ import torch
 
 from engine.kv.base import PresenceLayer, attend_chunk, nbytes, tag
 from engine.kv.grow import Growing
+from engine.kv.options import KVOptions
 from engine.kv.quant import GrowingQTensor, dequantize, quantize, take_rows
 from engine.kv.store import RowStore
 
+_D = KVOptions()  # the one set of defaults (KVOptions); window 120 is tailor's (KVOptions.window = 0)
+
 
 class SparseLayer(PresenceLayer):
-    def __init__(self, top_k: int = 128, sinks: int = 8, window: int = 120, channels: int = 8,
-                 sketch_bits: int = 4, group: int = 64, offload_device: str | None = None,
-                 store_dtype: torch.dtype | None = None, chunk_top_k: int = 0, score_queries: int = 64,
-                 rerank: int = 1, store_bits: int = 16):
+    def __init__(self, top_k: int = _D.top_k, sinks: int = _D.sinks, window: int = 120, channels: int = _D.channels,
+                 sketch_bits: int = _D.sketch_bits, group: int = _D.group, offload_device: str | None = None,
+                 store_dtype: torch.dtype | None = None, chunk_top_k: int = _D.chunk_top_k,
+                 score_queries: int = _D.score_queries, rerank: int = _D.rerank, store_bits: int = 16):
         super().__init__(store_dtype)
         self.store_bits = store_bits
         self.top_k, self.sinks, self.window, self.channels = top_k, sinks, window, channels
-        self.chunk_top_k, self.score_queries, self.rerank = chunk_top_k, score_queries, rerank
+        self.chunk_top_k = chunk_top_k or 4 * top_k  # 0 = 4 x top_k, as KVOptions says
+        self.score_queries, self.rerank = score_queries, rerank
         self.sketch_bits, self.group = sketch_bits, group
         self.offload_device = offload_device
         self._clear()
+
+    @classmethod
+    def from_options(cls, o: KVOptions, **kw) -> SparseLayer:
+        return cls(top_k=o.top_k or _D.top_k, sinks=o.sinks, window=o.window or 120, channels=o.channels,
+                   sketch_bits=o.sketch_bits, group=o.group, chunk_top_k=o.chunk_top_k,
+                   score_queries=o.score_queries, rerank=o.rerank, **kw)
 
     def _clear(self):
         self.n = 0
@@ -157,6 +167,14 @@ class SparseLayer(PresenceLayer):
         fast = self.sketch.nbytes + nbytes(self.sink_k, self.sink_v, self.win_k, self.win_v, self.maxabs)
         store = self.store.nbytes if self.store is not None else 0
         return fast, store + self.group_max.nbytes + nbytes(self.shadow_k, self.shadow_v)
+
+    def used_nbytes(self) -> int:
+        """``nbytes`` without the grown buffers' spare capacity."""
+        fast, off = self.nbytes()
+        spare = self.sketch.nbytes - self.sketch.used_nbytes + self.group_max.nbytes - self.group_max.used_nbytes
+        if self.store is not None:
+            spare += self.store.nbytes - self.store.used_nbytes
+        return fast + off - spare
 
     # -- retrieval -----------------------------------------------------------------------------
     def select(self, query: torch.Tensor) -> torch.Tensor | None:

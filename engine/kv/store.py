@@ -8,13 +8,15 @@
 bits=8 is the *compact store* for CPU-only machines, where the offload tier is the same RAM as the fast
 tier: it holds about half the bytes of fp16 (D + 2 bytes per row instead of 2·D). Rows are quantized one
 by one when appended, so the codes of a row never depend on its neighbours (a rollback then re-append
-gives the same codes). Capacity grows by 1.5x (amortised O(1) appends); ``nbytes`` counts the capacity.
+gives the same codes). Columns grow in place (``grow.Growing``, the one growth policy); ``nbytes`` counts the
+capacity, ``used_nbytes`` the rows held.
 """
 
 from __future__ import annotations
 
 import torch
 
+from engine.kv.grow import Growing
 from engine.kv.quant import take_rows
 
 
@@ -23,7 +25,8 @@ class RowStore:
         if bits not in (8, 16):
             raise ValueError(f"offload store bits must be 8 or 16, got {bits}")
         self.bits, self.dtype, self.device, self.pinned = bits, dtype, device, pinned
-        self.cols: list[torch.Tensor] = []  # bits 16: [k, v]; bits 8: [k codes, v codes, k scale, v scale]
+        # bits 16: [k, v]; bits 8: [k codes, v codes, k scale, v scale]; rows along -2
+        self.cols = [Growing(-2, min_capacity=256, pinned=pinned) for _ in range(2 if bits == 16 else 4)]
         self.n = 0
 
     def _encode(self, k: torch.Tensor, v: torch.Tensor) -> list[torch.Tensor]:
@@ -47,41 +50,34 @@ class RowStore:
     def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """k, v [B, H, q, D] → rows n .. n+q."""
         new = self._encode(k, v)
-        q = k.shape[-2]
-        cap = self.cols[0].shape[-2] if self.cols else 0
-        if self.n + q > cap:
-            new_cap = max(self.n + q, int(cap * 1.5), 256)
-            grown = []
-            for i, t in enumerate(new):
-                dtype = t.dtype if self.bits == 8 else self.dtype
-                buf = torch.empty((*t.shape[:2], new_cap, t.shape[-1]), dtype=dtype, device=self.device,
-                                  pin_memory=self.pinned)
-                if self.n:
-                    buf[:, :, : self.n].copy_(self.cols[i][:, :, : self.n])
-                grown.append(buf)
-            self.cols = grown
         for col, t in zip(self.cols, new, strict=True):  # blocking: a later host-side gather reads these rows
-            col[:, :, self.n: self.n + q].copy_(t)
-        self.n += q
+            col.append(t, dtype=self.dtype if self.bits == 16 else t.dtype, device=self.device)
+        self.n += k.shape[-2]
 
     def fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows idx [B, H, k] → (k, v) [B, H, k, D] in the store dtype, on the store's device."""
-        idx = idx.to(self.cols[0].device)
-        return self._decode([take_rows(c, idx) for c in self.cols])
+        idx = idx.to(self.cols[0].buf.device)
+        return self._decode([take_rows(c.buf, idx) for c in self.cols])
 
     def keys(self, idx: torch.Tensor) -> torch.Tensor:
         """Only the keys of rows idx (a rerank needs no values)."""
-        idx = idx.to(self.cols[0].device)
-        keys = take_rows(self.cols[0], idx)
-        return keys if self.bits == 16 else self._scaled(keys, take_rows(self.cols[2], idx))
+        idx = idx.to(self.cols[0].buf.device)
+        keys = take_rows(self.cols[0].buf, idx)
+        return keys if self.bits == 16 else self._scaled(keys, take_rows(self.cols[2].buf, idx))
 
     def range(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows lo .. hi as (k, v) [B, H, hi - lo, D]."""
-        return self._decode([c[:, :, lo:hi] for c in self.cols])
+        return self._decode([c.buf[:, :, lo:hi] for c in self.cols])
 
     def truncate(self, n: int) -> None:
         self.n = min(self.n, n)
+        for c in self.cols:
+            c.truncate(self.n)
 
     @property
     def nbytes(self) -> int:
-        return sum(c.numel() * c.element_size() for c in self.cols)
+        return sum(c.nbytes for c in self.cols)
+
+    @property
+    def used_nbytes(self) -> int:
+        return sum(c.used_nbytes for c in self.cols)

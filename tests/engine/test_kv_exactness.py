@@ -76,15 +76,24 @@ def test_small_budget_is_not_exact_but_close(vlm):
     cache = kv.make_cache("tailor", model.config, "cpu", {"bits": 2, "top_k": 8, "sinks": 4, "window": 8,
                                                          "group": 16, "residual": 16, "sketch_bits": 2})
     got = _stream(model, cache, first, vis, rest)
-    fast, offload = cache.kv_bytes()
-    assert offload > 0 and (got - ref).abs().max().item() > 1e-4
+    b = kv.kv_bytes(cache)
+    assert b.offload > 0 and 0 < b.used <= b.fast + b.offload and (got - ref).abs().max().item() > 1e-4
     assert torch.isfinite(got).all()
 
 
 def test_padding_is_refused_in_one_line():
-    with pytest.raises(ValueError, match="padded"):
-        kv.attention.presence_mask(1, 1, 4, attention_mask=torch.tensor([[0, 1, 1, 1]]))
-    assert kv.attention.presence_mask(1, 1, 4, attention_mask=torch.ones(1, 4)) is None
+    from engine.kv import attention
+    from engine.kv.base import tag
+
+    plain = dict(batch_size=1, q_length=4, kv_length=4, attention_mask=torch.ones(1, 4, dtype=torch.bool))
+    assert attention.presence_mask(**plain) is None  # plain causal: no mask, causality inside
+    padded = attention.presence_mask(**{**plain, "attention_mask": torch.tensor([[0, 1, 1, 1]]).bool()})
+    assert padded is not None  # padding: the stock mask
+    layer = kv.SinkLayer(4, 8)
+    q, k = torch.zeros(1, 2, 4, 8), torch.zeros(1, 1, 4, 8)
+    key, value = tag(k, k, layer)
+    with pytest.raises(ValueError, match="padded"):  # a tagged layer never sees a mask it would ignore
+        attention.presence_attention(torch.nn.Module(), q, key, value, padded)
 
 
 def test_unknown_kind_and_wrong_attention_are_clear_errors():

@@ -48,7 +48,7 @@ def test_profile_command_writes_the_plan_beside_the_model(tmp_path, capsys):
 
     import engine.kv as kv
 
-    cache = kv.make_cache("tailor", AutoConfig.from_pretrained(model), "cpu", {"model_path": str(model)})
+    cache = kv.make_cache("tailor", AutoConfig.from_pretrained(model), "cpu", model_path=str(model))
     assert [isinstance(x, kv.KiviLayer) for x in cache.layers] == [i in plan.quantized_layers for i in range(2)]
 
 

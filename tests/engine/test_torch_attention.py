@@ -1,4 +1,4 @@
-"""The torch backend's packed-GQA attention (engine/backends/torch_attention.py) against stock SDPA.
+"""The packed-GQA attention of the full cache (engine/kv/packed.py via engine/kv/attention.py) against stock SDPA.
 
 It must compute the same attention as transformers' own SDPA path (repeat_kv + a bottom-right
 causal mask) while never building a (new x context) mask nor copying the cache's KV heads.
@@ -14,11 +14,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.backends import torch_attention  # noqa: E402
 from engine.backends.base import BackendConfig  # noqa: E402
 from engine.backends.torch_vlm import TorchBackend  # noqa: E402
 from engine.context import ChunkPrefix, Turn  # noqa: E402
 from engine.prompts import system_prompt  # noqa: E402
+from engine.kv import KVOptions  # noqa: E402
+from engine.kv import attention as torch_attention  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def test_packed_attention_equals_stock_sdpa(hq, hkv, q, t):
     buf_v = torch.randn(1, hkv, t + 13, 16, generator=g)
     key, value = buf_k[:, :, :t], buf_v[:, :, :t]  # [B, Hkv, T, D]
     module = SimpleNamespace(is_causal=True, num_key_value_groups=hq // hkv)
-    out, _ = torch_attention.presence_sdpa(module, query, key, value, None, scaling=0.3)
+    out, _ = torch_attention.presence_attention(module, query, key, value, None, scaling=0.3)
     ref = _stock(query, key, value, hq // hkv)
     assert out.shape == ref.shape == (1, q, hq, 16)
     assert float((out - ref).abs().max()) < 1e-5
@@ -51,11 +52,11 @@ def test_mask_function_skips_only_the_plain_causal_case():
 
     plain = dict(batch_size=1, q_length=5, kv_length=40, q_offset=35, kv_offset=0,
                  mask_function=causal_mask_function, attention_mask=None)
-    assert torch_attention.presence_sdpa_mask(**plain) is None
+    assert torch_attention.presence_mask(**plain) is None
     padded = dict(plain, attention_mask=torch.tensor([[0] * 3 + [1] * 37], dtype=torch.bool))
-    assert torch_attention.presence_sdpa_mask(**padded) is not None  # padding: the stock mask
+    assert torch_attention.presence_mask(**padded) is not None  # padding: the stock mask
     static = dict(plain, kv_length=64)  # keys beyond the chunk (a static cache): not bottom-right
-    assert torch_attention.presence_sdpa_mask(**static) is not None
+    assert torch_attention.presence_mask(**static) is not None
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_fast_path_ticks_equal_the_stock_path_and_build_no_mask(tiny_dirs, name,
     try:
         stock = TorchBackend()
         stock.load(BackendConfig(model=str(tiny_dirs[name]), device="cpu", dtype="float32", greedy=True,
-                                 options={"fast_attention": False}))
+                                 kv=KVOptions(fast_attention=False)))
         assert torch_attention.text_impl(stock.model) == "sdpa"
         want = _ticks(stock, 4)
 

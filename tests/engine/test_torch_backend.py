@@ -17,6 +17,7 @@ pytest.importorskip("transformers")
 
 from engine.backends.base import BackendConfig, BackendError, ModelLoadError  # noqa: E402
 from engine.backends.torch_vlm import TorchBackend  # noqa: E402
+from engine.kv import KVOptions  # noqa: E402
 from engine.context import ChunkPrefix, Turn  # noqa: E402
 from engine.prompts import system_prompt  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl  # noqa: E402
@@ -40,10 +41,8 @@ def tiny_dirs(tmp_path_factory):
 
 
 def _backend(path, **kw) -> TorchBackend:
-    options = kw.pop("options", {})
     kw.setdefault("seed", 0)
-    cfg = BackendConfig(model=str(path), device="cpu", dtype="float32", options={"record_images": True, **options},
-                        **kw)
+    cfg = BackendConfig(model=str(path), device="cpu", dtype="float32", options={"record_images": True}, **kw)
     b = TorchBackend()
     b.load(cfg)
     return b
@@ -64,16 +63,16 @@ def _full_forward_logits(b: TorchBackend):
     if b.images:
         kw["pixel_values"] = torch.cat([pv for pv, _ in b.images])
         kw["image_grid_thw"] = torch.cat([g for _, g in b.images])
-    from engine.backends import torch_attention
+    from engine.kv import attention
 
-    impl = torch_attention.text_impl(b.model)
-    if impl == torch_attention.ATTN_IMPLEMENTATION:  # the reference runs on stock SDPA, not the code under test
-        torch_attention.use(b.model, "sdpa")
+    impl = attention.text_impl(b.model)
+    if impl == attention.ATTN_IMPLEMENTATION:  # the reference runs on stock SDPA, not the code under test
+        attention.use(b.model, "sdpa")
     try:
         with torch.inference_mode():
             out = b.model(**kw)
     finally:
-        torch_attention.use(b.model, impl)
+        attention.use(b.model, impl)
     return out.logits[0, -1].float()
 
 
@@ -84,7 +83,7 @@ TICKS = [(0, (64, 64), None), (1, (96, 64), None), (2, (64, 128), None), (3, (12
 
 @pytest.mark.parametrize("name,growable", [("qwen25vl", True), ("qwen3vl", True), ("qwen25vl", False)])
 def test_incremental_ticks_match_one_full_forward(tiny_dirs, name, growable):
-    b = _backend(tiny_dirs[name], greedy=False, temperature=1.0, options={"kv": {"growable": growable}})
+    b = _backend(tiny_dirs[name], greedy=False, temperature=1.0, kv=KVOptions(growable=growable))
     assert (type(b.cache).__name__ if b.cache else "") == ""  # made per chunk
     b.start_chunk(_prefix())
     assert (type(b.cache).__name__ == "DynamicCache") == (not growable)
@@ -109,7 +108,7 @@ def test_incremental_ticks_match_one_full_forward(tiny_dirs, name, growable):
 def test_tailor_cache_plugs_in_and_stays_exact(tiny_dirs, name):
     """engine.kv's TailorKV cache through the public Cache API; with exact settings it matches the full forward."""
     pytest.importorskip("engine.kv")
-    b = _backend(tiny_dirs[name], kv_cache="tailor", options={"kv": {"bits": 16, "top_k": 10_000}})
+    b = _backend(tiny_dirs[name], kv_cache="tailor", kv=KVOptions(bits=16, top_k=10_000))
     b.start_chunk(_prefix())
     worst = 0.0
     for t, size, query in TICKS[:4]:
@@ -132,9 +131,9 @@ def test_plain_forward_on_cache_would_drift(tiny_dirs, name):
     before = len(b.ids)
     text = "<|im_start|>user\n<1.0 seconds><|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n"
     enc = b.processor(text=[text], images=[_frame(96, 64, 1)], return_tensors="pt")
-    ids = torch.tensor([b.pending + enc["input_ids"][0].tolist()])
+    ids = torch.tensor([b.ctx.pending + enc["input_ids"][0].tolist()])
     b.images.append((enc["pixel_values"], enc["image_grid_thw"]))
-    b.pending = []
+    b.ctx.pending = []
     kw = dict(input_ids=ids, pixel_values=enc["pixel_values"], image_grid_thw=enc["image_grid_thw"],
               cache=b.cache, use_cache=True)
     if name == "qwen3vl":  # refuses outright without mm_token_type_ids
@@ -169,10 +168,10 @@ def test_commit_rolls_back_to_exact_normalised_text(tiny_dirs):
     n0 = len(b.context_ids())
     list(b.decide(max_tokens=8))
     b.commit("</response> hello there")
-    want = b._encode("</response> hello there") + b._encode("<|im_end|>\n")
+    want = b.ctx.tokenize("</response> hello there") + b.ctx.tokenize("<|im_end|>\n")
     assert b.context_ids()[n0:] == want
     assert b.cache.get_seq_length() == len(b.ids)
-    assert len(b.rope.next_at) == len(b.ids) + 1  # positions rolled back with the cache
+    assert len(b.ctx.rope.next_at) == len(b.ids) + 1  # positions rolled back with the cache
 
 
 def test_max_tokens_cuts_the_decision(tiny_dirs):
@@ -188,27 +187,6 @@ def test_max_tokens_cuts_the_decision(tiny_dirs):
     b.commit("</silence>")
 
 
-def test_decision_stops_at_end_of_line(tiny_dirs):
-    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
-    b.start_chunk(_prefix())
-    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
-    nl = b._encode("\n")[0]
-    b._logits = torch.full_like(b._logits, -1e9)
-    first = b._encode("hi")[0]
-    b._logits[first] = 0.0  # a first token, then force a newline
-    orig = b._forward
-
-    def forced(ids, pixel_values=None, grid=None):
-        orig(ids, pixel_values, grid)
-        b._logits = torch.full_like(b._logits, -1e9)
-        b._logits[nl] = 0.0
-
-    b._forward = forced
-    text = "".join(b.decide(max_tokens=50))
-    assert text == b.tokenizer.decode([first])
-    assert b._fed == [first]  # the first token was fed, the newline never was
-
-
 def test_garbage_output_is_normalised_never_a_crash(tiny_dirs):
     from engine.protocol import normalize
 
@@ -220,7 +198,8 @@ def test_garbage_output_is_normalised_never_a_crash(tiny_dirs):
         d = normalize(raw, "")
         assert d.action in ("silence", "response", "delegate")
         b.commit(d.canonical())
-        assert b.context_ids()[-len(b._close_ids):] == b._close_ids
+        close = b.ctx.tokenize("<|im_end|>\n")
+        assert b.context_ids()[-len(close):] == close
 
 
 def test_chunk_rebuild_resets_the_cache(tiny_dirs):
@@ -233,38 +212,16 @@ def test_chunk_rebuild_resets_the_cache(tiny_dirs):
         b.commit("</silence>")
     assert len(b.context_ids()) > len(first)
     b.start_chunk(_prefix("[Video History]\nsummary"))
-    assert b.cache.get_seq_length() == len(b.ids) and b.pending == []
+    assert b.cache.get_seq_length() == len(b.ids) and b.ctx.pending == []
     assert b.ids[: len(first) - 2] == first[: len(first) - 2]  # same system prompt, new memory prefix
     s = b.stats()
     assert s.tokens_context == len(b.ids) and s.kv_bytes_fast > 0
 
 
-def test_silence_bias_moves_the_silence_marker(tiny_dirs):
-    b = _backend(tiny_dirs["qwen25vl"], greedy=True)
-    common, tok = b._silence_bias_at
-    b.start_chunk(_prefix())
-    b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))
-    b._logits = torch.zeros_like(b._logits)
-    for i in common:  # after the shared prefix, the fork token decides
-        b._logits[i] = 5.0
-    b.cfg.silence_bias = 50.0
-    orig = b._forward
-
-    def flat(ids, pixel_values=None, grid=None):
-        orig(ids, pixel_values, grid)
-        b._logits = torch.zeros_like(b._logits)
-        for i in b.eos_ids:
-            b._logits[i] = -1e9
-
-    b._forward = flat
-    text = "".join(b.decide(max_tokens=len(common) + 1))
-    assert b.tokenizer.decode(common + [tok]) in text or text.startswith("</s")
-
-
 def test_context_full_is_a_backend_error_and_loses_nothing(tiny_dirs):
     b = _backend(tiny_dirs["qwen25vl"], greedy=True)
     b.start_chunk(_prefix())
-    b.cfg.n_ctx = len(b.ids) + 10
+    b.ctx.n_ctx = len(b.ids) + 10
     before = (list(b.ids), b.cache.get_seq_length())
     with pytest.raises(BackendError, match="context full"):
         b.observe(Turn(t=0, pixels=_frame(64, 64, 0)))

@@ -1,4 +1,4 @@
-"""Attention for incremental ticks on a full cache: no materialised mask, no GQA key/value copies.
+"""Packed causal attention for incremental ticks: no materialised mask, no GQA key/value copies.
 
 Stock transformers 5.24 + SDPA pays O(context) per tick beyond the attention arithmetic itself:
 
@@ -13,16 +13,14 @@ This function instead *packs* the query heads that share a KV head into the quer
 (``[B, Hq, q, D] → [B, Hkv, n_rep·q, D]``), so SDPA reads the cache in place, and applies causality
 bottom-right aligned (query ``i`` of a ``q``-token chunk sits at absolute position ``T - q + i``)
 with a small boolean mask only when ``q > 1``. The arithmetic is the same as stock SDPA over the
-same keys (checked against it in tests). Anything unusual — a padding mask, a custom mask
-function, a sliding window, a non-causal module — falls back to transformers' own SDPA path.
+same keys (checked against it in tests). ``attention.py`` routes the plain causal case here and
+anything unusual — a padding mask, a custom mask function, a sliding window, a non-causal module —
+to transformers' own SDPA path.
 """
 
 from __future__ import annotations
 
 import torch
-
-ATTN_IMPLEMENTATION = "presence_sdpa"
-
 
 _MASK: dict = {}  # a few entries: every layer of a forward asks for the same chunk mask (KV caches: a few)
 
@@ -45,19 +43,6 @@ def _chunk_mask(q: int, t: int, rep: int, device) -> torch.Tensor:
     return mask
 
 
-def presence_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
-                  **kwargs):
-    """query [B, Hq, q, D]; key/value [B, Hkv, T, D] → ([B, q, Hq, D], None)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    unusual = (attention_mask is not None or kwargs.get("sliding_window") or kwargs.get("softcap")
-               or not getattr(module, "is_causal", True) or is_causal is False or dropout)
-    if unusual:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, is_causal=is_causal, **kwargs)
-    return packed_causal_sdpa(query, key, value, scaling), None
-
-
 def packed_causal_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                        scaling: float | None = None) -> torch.Tensor:
     """Causal attention where the query's q tokens are the last q keys (bottom-right), GQA packed.
@@ -72,39 +57,3 @@ def packed_causal_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     mask = _chunk_mask(q, t, rep, query.device) if q > 1 else None
     out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
     return out.reshape(b, hq, q, value.shape[-1]).transpose(1, 2).contiguous()  # [B, q, Hq, Dv]
-
-
-def presence_sdpa_mask(*args, **kwargs):
-    """No mask for the plain causal, unpadded case (the attention function applies causality); else stock."""
-    from transformers.masking_utils import causal_mask_function, sdpa_mask
-
-    am = kwargs.get("attention_mask")
-    # bottom-right layout: the chunk's last query is the last key (a DynamicCache; not a static one)
-    aligned = kwargs.get("q_offset", 0) + kwargs.get("q_length", -1) == kwargs.get("kv_offset", 0) + kwargs.get(
-        "kv_length", -2)
-    plain = (kwargs.get("mask_function", causal_mask_function) is causal_mask_function and not args and aligned
-             and (am is None or bool(torch.as_tensor(am).all())) and not kwargs.get("local_size"))
-    return None if plain else sdpa_mask(*args, **kwargs)
-
-
-def register() -> str:
-    """Register both functions with transformers (idempotent); returns the ``attn_implementation`` name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(ATTN_IMPLEMENTATION, presence_sdpa)
-    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, presence_sdpa_mask)
-    return ATTN_IMPLEMENTATION
-
-
-def use(model, impl: str) -> None:
-    """Switch only the text model's attention (the vision tower keeps its own)."""
-    cfg = model.config
-    sub = hasattr(cfg, "get_text_config") and cfg.get_text_config() is not cfg
-    model.set_attn_implementation({"text_config": impl} if sub else impl)
-
-
-def text_impl(model) -> str:
-    cfg = model.config
-    text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    return getattr(text, "_attn_implementation", None) or "sdpa"
