@@ -83,14 +83,6 @@ def find_preset(name: str) -> Preset | None:
 
 # --- VRAM estimate -------------------------------------------------------------------------------
 _WEIGHT_BYTES = {"none": 2.0, "8bit": 1.0, "4bit": 0.55}  # bf16; int8; nf4 + scales
-# llama.cpp "auto" is q8_0 on a GPU build, and this estimate is of GPU memory
-# torch caches (engine/kv): quantized = KIVI 2-bit (0.25 B + fp16 scale/zero per 64); tailor = what stays on the
-# GPU: a 2-bit key sketch in the sparse layers, 4-bit KIVI in the few dense ones, plus fixed windows
-# (benchmarks/kv_cache.py measures ~8x under fp16 at 8k tokens on SmolLM2 → ~0.25 B per element)
-_KV_BYTES = {"auto": 1.0625, "f16": 2.0, "q8_0": 1.0625, "q4_0": 0.5625, "full": 2.0, "quantized": 0.3125,
-             "tailor": 0.25, "sink": 2.0}
-
-
 @dataclass
 class VramEstimate:
     weights: int
@@ -111,7 +103,9 @@ def estimate_vram(preset: Preset, quantization: str = "none", kv_type: str = "au
     else:
         weights = int(preset.params_b * 1e9 * _WEIGHT_BYTES.get(quantization, 2.0))
     s = preset.shape
-    per_elem = _KV_BYTES.get(kv_type, 2.0)
+    from engine.kv.sizes import bytes_per_element  # one table with the llama.cpp backend (no torch import)
+
+    per_elem = bytes_per_element(kv_type)
     kv = int(2 * s.layers * s.kv_heads * s.head_dim * n_ctx * per_elem)
     return VramEstimate(weights, kv, int(0.6 * GB))
 
