@@ -115,3 +115,25 @@ def test_bad_options_and_mismatched_pair_are_one_line_errors(pair, tmp_path):
     with pytest.raises(BrainError, match="not an interpolable pair") as e:
         DamiBrain(DamiOptions(instruct=str(pair.instruct), thinking=str(tmp_path / "odd")))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_gguf_pair_serves_merged_buckets(pair, tmp_path):
+    pytest.importorskip("llama_cpp")
+    from engine.dami.gguf_export import export_qwen3
+
+    gi = export_qwen3(pair.instruct, tmp_path / "i.gguf", "f16")
+    gt = export_qwen3(pair.thinking, tmp_path / "t.gguf", "f16")
+    brain = DamiBrain(DamiOptions(instruct=str(gi), thinking=str(gt), lam_mode="fixed", lam=0.6, max_new_tokens=6,
+                                  cache_dir=str(tmp_path / "cache"), n_ctx=256, threads=1))
+    text = brain.ask(Q, "", None, 30.0)
+    assert isinstance(text, str) and brain.last_lambda == 0.625 and brain.last.thought
+    assert 0 < brain.last_tokens <= 6 and brain.last.switch == "miss"
+    assert len(list((tmp_path / "cache").glob("*lam0.6250.gguf"))) == 1  # the merged bucket, written once
+    brain.ask(Q, "", None, 30.0)
+    assert brain.last.switch == "hit"
+    auto = DamiBrain(DamiOptions(instruct=str(gi), thinking=str(gt), lam_mode="auto", u_lo=0.0, u_hi=1.0,
+                                 max_new_tokens=4, cache_dir=str(tmp_path / "cache"), n_ctx=256, threads=1,
+                                 cache_size=3))
+    auto.ask(Q, "", None, 30.0)
+    assert auto.last.uncertainty is not None and auto.last_lambda in BUCKETS
