@@ -28,7 +28,7 @@ def instruct_probe(model, ids: torch.Tensor, k: int, eos_id: int) -> Probe:
     """Greedy k-token direct answer from the Instruct weights, with its probabilities."""
     out = model(input_ids=ids, use_cache=True, output_hidden_states=True)
     pooled = out.hidden_states[-1].float().mean(1)
-    past, logits = out.past_key_values, out.logits[:, -1].float()
+    past, logits = out.cache, out.logits[:, -1].float()
     n = ids.shape[0]
     done = torch.zeros(n, dtype=torch.bool)
     steps = torch.zeros(n, dtype=torch.long)
@@ -44,8 +44,8 @@ def instruct_probe(model, ids: torch.Tensor, k: int, eos_id: int) -> Probe:
         done |= t == eos_id
         if bool(done.all()):
             break
-        out = model(input_ids=t[:, None], past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1].float()
+        out = model(input_ids=t[:, None], cache=past, use_cache=True)
+        past, logits = out.cache, out.logits[:, -1].float()
     return Probe(torch.stack(toks, 1), steps, torch.stack(logps, 1), torch.stack(probs, 1), pooled)
 
 
