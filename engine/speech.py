@@ -281,10 +281,15 @@ class Speaker:
             handle._finish(state)
 
     def close(self) -> None:
+        """Stop speaking now (Speak switched off): the utterance playing is interrupted — its audio
+        stops within one block — the queue is dropped, the worker ends and the TTS is closed (Piper
+        closes its output stream; a later ``speak`` on it reopens one). Idempotent."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         with self._lock:
             self._closed = True
+            self.epoch += 1  # the fence: no utterance of before the close plays a block more
             self._interrupt_all_locked()
             self._wake.notify_all()
         self._worker.join(timeout=5.0)

@@ -109,60 +109,175 @@ def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return np.interp(pos, np.arange(len(x)), x).astype(np.float32)
 
 
-class Playback:
-    """One output stream for one utterance: ``feed`` sentences as they are synthesized, the device
-    plays them gaplessly from a FIFO, ``stop`` silences it within one block.
+class SpeechOutput:
+    """ONE output stream kept open for a session; utterances take turns on it.
 
-    ``should_play`` is asked before every block (the Speaker's epoch fence); ``on_first_audio`` fires
-    from the audio thread when the first non-silent block goes out.
+    Opening a PortAudio stream can stall (up to 1.5 s seen on PulseAudio), so the stream is opened
+    once and runs between utterances, playing silence; ``begin`` starts an utterance on it, and its
+    first samples go out at the next callback (one block, 20 ms). The callback asks the utterance's
+    ``should_play`` (the Speaker's epoch fence) before every block, so a stop is heard within one
+    block plus the device's buffer (``latency_s``). A device that stops asking for audio is reopened
+    once per utterance; if that fails, ``wait`` raises one AudioError(vanished) line.
     """
 
     def __init__(self, sample_rate: int, device: int | None = None, block_s: float = 0.02,
-                 should_play: Callable[[], bool] = lambda: True,
-                 on_first_audio: Callable[[], None] | None = None,
-                 on_block: Callable[[np.ndarray], None] | None = None, latency_s: float = 0.1):
+                 latency_s: float = 0.1):
         self.sample_rate = sample_rate
+        self.device = device
         self.blocksize = max(64, int(sample_rate * block_s))
+        self.latency_s = latency_s
+        self.stall_s = 2.0  # no callback for this long: the device is gone (a live one asks every block)
+        self.reopen_s = 1.0  # how long one reopen keeps trying
+        self.opens = 0  # streams opened so far (1 for a healthy session)
+        self._stream = None
+        self._current: _Utterance | None = None
+        self._lock = threading.Lock()
+        self._last_callback = time.monotonic()
+
+    @property
+    def is_open(self) -> bool:
+        return self._stream is not None
+
+    def open(self) -> None:
+        """Open and start the stream (no-op when open); AudioError(no_device) in one line."""
+        s = sd()  # no PortAudio: its own AudioError
+        with self._lock:
+            if self._stream is None:
+                try:
+                    self._stream = self._open_stream(s)
+                except Exception as exc:  # noqa: BLE001 - PortAudioError and friends become one line
+                    raise AudioError(f"voice off: cannot open the output device ({_detail(exc)})",
+                                     "no_device") from None
+
+    def _open_stream(self, s):
+        stream = s.OutputStream(samplerate=self.sample_rate, blocksize=self.blocksize, device=self.device,
+                                channels=1, dtype="float32", callback=self._callback, latency=self.latency_s)
+        stream.start()
+        self.opens += 1
+        self._last_callback = time.monotonic()
+        return stream
+
+    def _alive(self) -> bool:
+        return (self._stream is not None and self._stream.active
+                and time.monotonic() - self._last_callback < self.stall_s)
+
+    def reopen(self) -> None:
+        """Close the stream and open a new one on the same device, trying for up to ``reopen_s`` (a
+        restarting sound server takes a moment); AudioError(vanished) if it cannot."""
+        with self._lock:
+            old, self._stream = self._stream, None
+            _close_stream(old)
+            deadline = time.monotonic() + self.reopen_s
+            while True:
+                try:
+                    self._stream = self._open_stream(sd())
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    if time.monotonic() >= deadline:
+                        raise AudioError("voice off: the output device vanished (reopening it failed: "
+                                         f"{_detail(exc)})", "vanished") from None
+                time.sleep(0.2)
+
+    def begin(self, should_play: Callable[[], bool] = lambda: True,
+              on_first_audio: Callable[[], None] | None = None,
+              on_block: Callable[[np.ndarray], None] | None = None) -> _Utterance:
+        """A new utterance on the stream (any previous one is stopped); opens the stream if closed and
+        reopens it once if it died since the last utterance."""
+        self.open()
+        u = _Utterance(self, should_play, on_first_audio, on_block)
+        if not self._alive():
+            self.reopen()
+            u.reopened = True
+        with self._lock:
+            previous, self._current = self._current, u
+        if previous is not None:
+            previous.stop()
+        return u
+
+    def flush(self) -> None:
+        """Drop the audio the device holds: abort and restart the stream (a few ms, no reopen)."""
+        with self._lock:
+            if self._stream is None:
+                return
+            try:
+                self._stream.abort(ignore_errors=True)
+                self._stream.start()
+                self._last_callback = time.monotonic()
+            except Exception:  # noqa: BLE001 - a dead device: the next begin() or wait() reopens it
+                pass
+
+    def _release(self, u: _Utterance) -> None:
+        with self._lock:
+            if self._current is u:
+                self._current = None
+
+    def _callback(self, outdata, frames, time_info, status) -> None:  # audio thread
+        self._last_callback = time.monotonic()
+        u = self._current
+        n = u._pull(outdata, frames) if u is not None else 0
+        outdata[n:, 0] = 0
+
+    def close(self, drain: bool = False) -> None:
+        """Stop the stream (``drain``: after the device played what it holds) and close it."""
+        with self._lock:
+            stream, self._stream, current, self._current = self._stream, None, self._current, None
+        if current is not None:
+            current.stop()
+        _close_stream(stream, drain)
+
+
+def _detail(exc: BaseException) -> str:
+    return describe(exc).split(": ", 2)[-1]
+
+
+def _close_stream(stream, drain: bool = False) -> None:
+    if stream is None:
+        return
+    try:
+        if drain:
+            stream.stop(ignore_errors=True)
+        stream.abort(ignore_errors=True)
+        stream.close(ignore_errors=True)
+    except Exception:  # noqa: BLE001 - the device may already be gone
+        pass
+
+
+class _Utterance:
+    """One utterance on a SpeechOutput: ``feed`` chunks as they are synthesized (played gaplessly from
+    a FIFO), ``finish`` after the last, ``stop`` to silence it, ``wait`` until it played or stopped."""
+
+    def __init__(self, out: SpeechOutput, should_play: Callable[[], bool],
+                 on_first_audio: Callable[[], None] | None, on_block: Callable[[np.ndarray], None] | None):
+        self._out = out
         self.should_play = should_play
         self.on_first_audio = on_first_audio
         self.on_block = on_block  # sees every block played (the echo canceller's reference)
         self.blocks_played = 0
-        self.blocks_after_stop = 0
+        self.completed = False  # the last fed sample went out (not: stopped, or the device died)
+        self.reopened = False  # the stream was reopened once for this utterance
         self._fifo: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         self._pending = np.zeros(0, np.float32)
         self._fed_all = False
         self._stopped = threading.Event()
-        self._drained = threading.Event()
-        self._error: str = ""
-        self._last_callback = time.monotonic()
-        self._completed = False  # set when the last fed sample went out (not when the stream died)
-        s = sd()
-        try:
-            self._stream = s.OutputStream(samplerate=sample_rate, blocksize=self.blocksize, device=device,
-                                          channels=1, dtype="float32", callback=self._callback,
-                                          finished_callback=self._drained.set, latency=latency_s)
-            self._stream.start()
-        except Exception as exc:  # noqa: BLE001 - PortAudioError and friends become one line
-            raise AudioError(f"voice off: cannot open the output device ({describe(exc).split(': ', 2)[-1]})",
-                             "no_device") from None
+        self._done = threading.Event()
 
-    def _callback(self, outdata, frames, time_info, status) -> None:  # audio thread
-        self._last_callback = time.monotonic()
+    def _pull(self, outdata, frames: int) -> int:  # audio thread: fill outdata, return samples written
+        if self._done.is_set():
+            return 0
         if self._stopped.is_set() or not self.should_play():
-            outdata.fill(0)
-            raise _stop_callback()
-        while len(self._pending) < frames:
+            self._done.set()
+            return 0
+        while len(self._pending) < frames and not self._fed_all:
             try:
                 chunk = self._fifo.get_nowait()
             except queue.Empty:
                 break
             if chunk is None:
                 self._fed_all = True
-                break
-            self._pending = np.concatenate([self._pending, chunk])
+            else:
+                self._pending = np.concatenate([self._pending, chunk])
         n = min(frames, len(self._pending))
         outdata[:n, 0] = self._pending[:n]
-        outdata[n:, 0] = 0
         self._pending = self._pending[n:]
         if n:
             self.blocks_played += 1
@@ -171,8 +286,9 @@ class Playback:
             if self.on_block is not None:
                 self.on_block(outdata[:n, 0].copy())
         if self._fed_all and not len(self._pending):
-            self._completed = True
-            raise _stop_callback()
+            self.completed = True
+            self._done.set()
+        return n
 
     def feed(self, samples: np.ndarray) -> None:
         self._fifo.put(np.asarray(samples, np.float32).reshape(-1))
@@ -181,34 +297,56 @@ class Playback:
         self._fifo.put(None)
 
     def stop(self) -> None:
+        """Silence it: the next callback (within one block) writes none of its samples, and what the
+        device still holds of it (up to ``latency_s``) is dropped. No-op once it played to the end."""
+        if self._stopped.is_set():
+            return
         self._stopped.set()
+        cut = self.blocks_played and not self.completed
+        self._done.set()
+        if cut:
+            self._out.flush()
 
     def wait(self, timeout: float = 120.0) -> None:
-        """Until everything fed has played or ``stop``; raises AudioError if the device vanished."""
+        """Until everything fed has played or ``stop``. A device that stopped taking audio is reopened
+        once (the rest of the utterance then plays); AudioError(vanished) if that fails or recurs."""
         deadline = time.monotonic() + timeout
-        while not self._drained.wait(0.05):
-            now = time.monotonic()
-            if not self._stream.active:
-                break
-            # A live device asks for a block every 20 ms: two silent seconds mean it is gone.
-            if now - self._last_callback > 2.0 or now > deadline:
-                self._error = "the output device vanished (it stopped taking audio)"
-                break
-        if not self._error and not self._completed and not self._stopped.is_set() and self.should_play():
-            self._error = "the output device vanished (the stream ended before the audio did)"
-        if self._error:
-            raise AudioError(f"voice off: {self._error}", "vanished")
+        while not self._done.wait(0.05):
+            if not self._out.is_open:  # closed under us (the TTS closed): nothing more will play
+                return
+            if not self._out._alive():
+                if self.reopened:
+                    raise AudioError("voice off: the output device vanished (it stopped taking audio)", "vanished")
+                self.reopened = True
+                self._out.reopen()
+            elif time.monotonic() > deadline:
+                raise AudioError("voice off: the output device vanished (it stopped taking audio)", "vanished")
 
     def close(self) -> None:
-        try:
-            self._stream.abort(ignore_errors=True)
-            self._stream.close(ignore_errors=True)
-        except Exception:  # noqa: BLE001 - the device may already be gone
-            pass
+        """Leave the stream (it stays open for the next utterance)."""
+        self.stop()
+        self._out._release(self)
 
 
-def _stop_callback() -> BaseException:
-    return sd().CallbackStop()
+class Playback:
+    """One output stream for ONE utterance (opened here, closed by ``close``): one-off playback (the
+    first-run voice check) and the per-utterance baseline of benchmarks/voice_latency.py. Same face
+    as an utterance of SpeechOutput: feed, finish, stop, wait, close."""
+
+    def __init__(self, sample_rate: int, device: int | None = None, block_s: float = 0.02,
+                 should_play: Callable[[], bool] = lambda: True,
+                 on_first_audio: Callable[[], None] | None = None,
+                 on_block: Callable[[np.ndarray], None] | None = None, latency_s: float = 0.1):
+        self._out = SpeechOutput(sample_rate, device, block_s, latency_s)
+        self._u = self._out.begin(should_play, on_first_audio, on_block)
+        self.feed, self.finish, self.stop, self.wait = self._u.feed, self._u.finish, self._u.stop, self._u.wait
+
+    @property
+    def completed(self) -> bool:
+        return self._u.completed
+
+    def close(self) -> None:
+        self._out.close(drain=self._u.completed)  # a finished utterance's tail still in the device plays out
 
 
 class MicStream:
@@ -229,8 +367,7 @@ class MicStream:
                                          dtype="float32", callback=self._callback)
             self._stream.start()
         except Exception as exc:  # noqa: BLE001
-            raise AudioError(f"voice off: cannot open the input device ({describe(exc).split(': ', 2)[-1]})",
-                             "no_device") from None
+            raise AudioError(f"voice off: cannot open the input device ({_detail(exc)})", "no_device") from None
         self._last_block = time.monotonic()
 
     def _callback(self, indata, frames, time_info, status) -> None:  # audio thread

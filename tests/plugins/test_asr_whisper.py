@@ -220,6 +220,28 @@ def test_push_to_talk_brackets_the_utterance(asr, speech):
     assert words(listener.calls[-1][1]) == words(SENTENCE)
 
 
+def test_mic_level_is_the_recent_rms_in_dbfs(asr):
+    from plugins.asr.whisper import LEVEL_FLOOR_DB
+
+    listener, asr._listener = asr._listener, None  # level only: no utterance handling
+    try:
+        t = np.arange(16000) / 16000
+        sine = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # RMS 0.5/√2 → -9.03 dBFS
+        for b in blocks(sine[:8000]):
+            asr.process(b)
+        assert asr.level() == pytest.approx(-9.03, abs=0.05)
+        for b in blocks(np.zeros(4000, np.float32)):  # 0.25 s of silence: only the last ~0.1 s counts
+            asr.process(b)
+        assert asr.level() == LEVEL_FLOOR_DB
+        for b in blocks(sine[:8000] * 0.01):  # 40 dB quieter
+            asr.process(b)
+        assert asr.level() == pytest.approx(-49.03, abs=0.05)
+        time.sleep(0.6)  # no mic audio for half a second: the level reads as the floor
+        assert asr.level() == LEVEL_FLOOR_DB
+    finally:
+        asr._listener = listener
+
+
 def test_missing_model_is_one_clear_line(tmp_path):
     from plugins.asr.whisper import find_model
 

@@ -164,3 +164,132 @@ def test_deterministic_voice_repeats_itself_and_the_default_voice_varies(piper_v
     assert np.array_equal(*takes)  # tests that transcribe Piper's speech rely on this
     varied = PiperTTS(sink_factory=lambda *a, **k: None, warm_up=False)
     assert not np.array_equal(*(np.concatenate(list(varied.synthesize(text))) for _ in range(2)))
+
+
+class FakeOutputStream:
+    """FAKE PortAudio output stream: a thread asks the callback for a block every block period (sped
+    up ``SPEED``×) and keeps each block's peak. ``hang()`` stops the callbacks while the stream still
+    says it is active, the way a killed sound server looks from PortAudio."""
+
+    SPEED = 4.0
+    fail_open = False
+    opened: list[FakeOutputStream] = []
+
+    def __init__(self, samplerate, blocksize, device, channels, dtype, callback, latency):
+        if FakeOutputStream.fail_open:
+            raise RuntimeError("Error opening OutputStream: Device unavailable [PaErrorCode -9985]")
+        self.sr, self.blocksize, self.callback = samplerate, blocksize, callback
+        self.active = self.hung = False
+        self.peaks: list[float] = []
+        self.aborts = 0
+        self._thread: threading.Thread | None = None
+        FakeOutputStream.opened.append(self)
+
+    def start(self):
+        self.active = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while self.active and not self.hung:
+            out = np.zeros((self.blocksize, 1), np.float32)
+            self.callback(out, self.blocksize, None, None)
+            self.peaks.append(float(np.abs(out).max()))
+            time.sleep(self.blocksize / self.sr / self.SPEED)
+
+    def hang(self):
+        self.hung = True
+
+    def abort(self, ignore_errors=True):
+        self.active = False
+        self.aborts += 1
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+
+    stop = abort
+
+    def close(self, ignore_errors=True):
+        self.active = False
+
+
+class FakeSD:
+    OutputStream = FakeOutputStream
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    from plugins import audio
+
+    FakeOutputStream.opened, FakeOutputStream.fail_open = [], False
+    monkeypatch.setattr(audio, "sd", lambda: FakeSD)
+    yield FakeOutputStream
+    for s in FakeOutputStream.opened:
+        s.abort()
+
+
+def tone(seconds, sr=22050):
+    return (0.5 * np.sin(np.arange(int(seconds * sr)) * 0.05)).astype(np.float32)
+
+
+def test_one_stream_serves_every_utterance_and_a_stop_silences_the_next_block(fake_device):
+    from plugins.audio import SpeechOutput
+
+    out = SpeechOutput(22050)
+    out.open()
+    stream = fake_device.opened[0]
+    heard = []
+    for _ in range(3):  # three utterances, played to the end
+        u = out.begin(on_first_audio=lambda: heard.append(len(stream.peaks)))
+        u.feed(tone(0.2))
+        u.finish()
+        u.wait(5)
+        assert u.completed
+        u.close()
+    assert len(fake_device.opened) == 1 and out.opens == 1 and stream.aborts == 0
+    assert len(heard) == 3 and stream.active  # it runs (silent) between utterances
+    epoch = [0]
+    u = out.begin(should_play=lambda: epoch[0] == 0)  # the Speaker's epoch fence
+    u.feed(tone(5.0))
+    u.finish()
+    while u.blocks_played < 3:
+        time.sleep(0.005)
+    epoch[0] = 1  # a barge-in moved the epoch: no block of it may play after the next callback
+    mark = len(stream.peaks)
+    u.wait(5)
+    assert not u.completed
+    late = [p for p in stream.peaks[mark + 1:] if p > 0]
+    assert late == [] and u.blocks_played < 0.5 * 5.0 * 50  # control: most of the 5 s never played
+    u.stop()  # a stop mid-utterance drops what the device holds: abort + start, the same stream
+    assert stream.aborts == 1 and stream.active and out.opens == 1
+    out.close()
+    assert not stream.active and not out.is_open
+
+
+def test_a_device_that_stops_is_reopened_once_then_one_line(fake_device):
+    from plugins.audio import AudioError, SpeechOutput
+
+    out = SpeechOutput(22050)
+    out.stall_s, out.reopen_s = 0.3, 0.3
+    u = out.begin()  # opens lazily
+    u.feed(tone(1.0))
+    u.finish()
+    while u.blocks_played < 3:
+        time.sleep(0.005)
+    fake_device.opened[0].hang()  # the device vanished mid-utterance ...
+    u.wait(10)  # ... and came back: reopened once, the rest of the utterance plays on the new stream
+    assert u.completed and u.reopened and out.opens == 2
+    assert sum(p > 0 for p in fake_device.opened[1].peaks) > 5
+    u.close()
+    u = out.begin()
+    u.feed(tone(1.0))
+    u.finish()
+    while u.blocks_played < 3:
+        time.sleep(0.005)
+    fake_device.fail_open = True
+    fake_device.opened[1].hang()  # gone for good: one reopen fails, one line
+    with pytest.raises(AudioError) as err:
+        u.wait(10)
+    assert err.value.kind == "vanished" and "\n" not in str(err.value)
+    assert str(err.value).startswith("voice off: the output device vanished (reopening it failed:")
+    assert out.opens == 2
+    out.close()

@@ -1,5 +1,7 @@
 """Voice on a real-time virtual audio path (PulseAudio null sinks, tests/audio_env.sh): Piper into
-the virtual mic → Whisper → the standing query of a running session; barge-in over a long answer."""
+the virtual mic → Whisper → the standing query of a running session; barge-in over a long answer;
+speech switched off mid-utterance; one output stream for every utterance, reopened when the sound
+server comes back; the mic level, push-to-talk and stopping/restarting listening."""
 
 from __future__ import annotations
 
@@ -182,3 +184,127 @@ def test_open_speakers_aec_keeps_the_app_from_barging_in_on_itself(echo, pulse, 
         speaker.close()
         tts.on_played, asr.preprocess = None, None
         pulse.set_default_sink("speaker")
+
+
+def sink_inputs(pulse) -> int:
+    return len(pulse.pactl("list", "short", "sink-inputs").splitlines())
+
+
+def source_outputs(pulse) -> int:
+    return len(pulse.pactl("list", "short", "source-outputs").splitlines())
+
+
+@pytest.mark.parametrize("how", ["close", "barge_in"])
+def test_speech_switched_off_or_barged_in_goes_quiet_on_the_sink_within_100_ms(how, pulse, voice):
+    tts, _ = voice
+    pulse.set_default_sink("speaker")
+    speaker = Speaker(tts, EventBus("off"), RealClock().now)
+    rec = MonitorRecorder(pulse, "speaker")
+    try:
+        h = speaker.say(LONG, decision_t=1.0)
+        assert wait_for(lambda: h.first_audio_wall is not None, 15)
+        assert wait_for(lambda: len(rec.loud_after(h.first_audio_wall)) > 15, 5), "no sound left the app"
+        t_stop = time.perf_counter()
+        speaker.close() if how == "close" else speaker.barge_in()
+        assert h.wait(1.0) and h.state == "interrupted"
+        time.sleep(0.6)
+        before = rec.loud_after(t_stop - 0.2)
+    finally:
+        rec.close()
+        speaker.close()
+    assert sum(w < t_stop for w in before) >= 5  # the control: it was loud right up to the stop
+    # the monitor hears a block ~20 ms after the sink plays it: 0.1 s + that
+    late = [round((w - t_stop) * 1000) for w in before if w > t_stop + 0.12]
+    assert late == [], f"loud blocks {late} ms after {how}"
+
+
+def test_every_utterance_plays_through_one_stream_that_stays_open(pulse, voice):
+    tts, _ = voice
+    pulse.set_default_sink("speaker")
+    tts.open()
+    opens = tts.output.opens
+    speaker = Speaker(tts, EventBus("one"), RealClock().now, SpeakerOptions(overlap="queue"))
+    rec = MonitorRecorder(pulse, "speaker")
+    try:
+        handles = [speaker.say(text, decision_t=1.0) for text in ("One.", "Two.", "Three.")]
+        assert all(h.wait(15) and h.state == "done" for h in handles)
+        time.sleep(0.3)
+        idle_inputs = sink_inputs(pulse)  # between utterances the stream is still there (playing silence)
+    finally:
+        rec.close()
+        speaker.close()
+    assert tts.output.opens == opens and idle_inputs == 1
+    assert all(len(rec.loud_after(h.first_audio_wall)) > 0 for h in handles)
+    assert sink_inputs(pulse) == 0  # closing the Speaker closed the TTS's stream
+
+
+def test_mic_level_push_to_talk_and_listening_stopped_and_restarted(pulse, voice, piper_voice, tmp_path):
+    from plugins.asr.whisper import LEVEL_FLOOR_DB
+
+    _, asr = voice
+    pulse.set_default_sink("speaker")
+    wav = write_wav(tmp_path / "q.wav", speech_16k(piper_voice, QUESTION, pad_s=0.2), 16000)
+    submitted: list[str] = []
+    turn = TurnTaker(EventBus("ptt"), RealClock().now, lambda text, source: submitted.append(text), None,
+                     TurnOptions(echo="off"))
+    base = source_outputs(pulse)
+    asr.start(turn)
+    asr.o.push_to_talk = True
+    try:
+        assert source_outputs(pulse) == base + 1 and asr.listening
+        time.sleep(0.3)
+        quiet = asr.level()  # the virtual mic hears digital silence
+        asr.press()
+        pulse.say_into_mic(wav).wait(10)
+        time.sleep(0.2)
+        asr.release()
+        assert wait_for(lambda: submitted, 10), "push-to-talk produced no transcript"
+    finally:
+        asr.o.push_to_talk = False
+        asr.close()
+    assert words(submitted[0]) == words(QUESTION)
+    assert quiet == LEVEL_FLOOR_DB
+    # stopped listening: no mic stream left on the server, no thread left running
+    worker = asr.worker.thread
+    assert source_outputs(pulse) == base and not asr.listening and not worker.is_alive()
+    time.sleep(0.6)
+    assert asr.level() == LEVEL_FLOOR_DB  # no mic audio: the level falls to the floor
+    asr.start(turn)  # listening again
+    try:
+        assert source_outputs(pulse) == base + 1 and asr.listening and asr.worker.thread.is_alive()
+        player, levels = pulse.say_into_mic(wav), []
+        while player.poll() is None:
+            levels.append(asr.level())
+            time.sleep(0.05)
+    finally:
+        asr.close()
+    assert max(levels) > -40  # speech at Piper's level (its peaks near -6 dBFS)
+    assert source_outputs(pulse) == base and not asr.listening
+
+
+def test_the_output_stream_is_reopened_when_the_sound_server_comes_back(pulse, voice):
+    """Last in this module: it restarts the module's PulseAudio server mid-utterance."""
+    from tests.plugins.conftest import start_pulse, stop_pulse
+
+    tts, _ = voice
+    pulse.set_default_sink("speaker")
+    tts.open()
+    opens = tts.output.opens
+    speaker = Speaker(tts, EventBus("back"), RealClock().now)
+    try:
+        h = speaker.say(LONG, decision_t=1.0)
+        assert wait_for(lambda: h.first_audio_wall is not None, 15)
+        time.sleep(0.3)
+        stop_pulse(pulse)
+        start_pulse(pulse.runtime)  # the same socket: the server is back within the reopen's second
+        rec = MonitorRecorder(pulse, "speaker")
+        t_back = time.perf_counter()
+        try:
+            assert wait_for(lambda: len(rec.loud_after(t_back)) > 10, 10), "nothing played after the restart"
+            played_on = not h.done and not speaker.failed  # the rest of the answer plays on the new stream
+        finally:
+            rec.close()
+    finally:
+        speaker.close()
+    assert played_on and h.state == "interrupted" and not h.error
+    assert tts.output.opens == opens + 1
