@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from engine.backends.base import BackendConfig, BackendError  # noqa: E402
+from engine.backends.base import BackendConfig, BackendError, LlamaCppOptions  # noqa: E402
 from engine.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
 from engine.context import ChunkPrefix, Turn  # noqa: E402
@@ -43,7 +43,7 @@ def load(model: Path, **kw) -> LlamaCppBackend:
     b = LlamaCppBackend()
     # One thread: on a busy shared 2-core box, two spinning ggml threads are several times slower.
     b.load(BackendConfig(model=str(model), n_ctx=kw.pop("n_ctx", 2048), seed=7,
-                         options={"llamacpp": {"n_threads": 1}}, **kw))
+                         llamacpp=LlamaCppOptions(n_threads=1), **kw))
     return b
 
 
@@ -257,9 +257,10 @@ def test_vlm_session_logs_one_decision_per_second(test_assets, tmp_path):
     ("<think>a\n</think>\n\n", -1), ("<think>a\n</think>\n</silence>\nx", 28),
 ])
 def test_a_think_block_does_not_end_the_decision_line(body, end):
-    from engine.backends.llamacpp import _line_end
+    from engine.backends.decoding import decision_line
 
-    assert _line_end(body) == end
+    line, done = decision_line(body)
+    assert done == (end >= 0) and line == (body[:end] if end >= 0 else body)
 
 
 def test_auto_kv_is_f16_without_flash_attention_on_cpu_and_q8_0_on_gpu():
@@ -279,7 +280,7 @@ def test_cpu_default_kv_matches_the_quantized_flash_attention_path():
     for kv, fa in (("auto", None), ("f16", True), ("q8_0", None)):
         b = LlamaCppBackend()
         b.load(BackendConfig(model=str(path), n_ctx=1024, kv_type=kv, greedy=True,
-                             options={"llamacpp": {"n_threads": 1, "flash_attn": fa}}))
+                             llamacpp=LlamaCppOptions(n_threads=1, flash_attn=fa)))
         try:
             if kv == "auto" and not b.seq.gpu:
                 assert b.seq.kv_type == "f16"
