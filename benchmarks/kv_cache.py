@@ -56,12 +56,13 @@ def load_model():
 
 
 def configs(p, plan):
-    from transformers import DynamicCache, QuantizedCache
+    from transformers import QuantizedCache
 
     import engine.kv as kv
 
     common = dict(sinks=p["sinks"], window=p["window"], plan=plan)
-    out = [("full (fp32 DynamicCache)", lambda c: DynamicCache(config=c)),
+    out = [("full (fp32, the shipped growing cache)", lambda c: kv.make_cache("full", c, "cpu")),
+           ("quantized KIVI 2-bit (the shipped quantized)", lambda c: kv.make_cache("quantized", c, "cpu")),
            ("QuantizedCache quanto 2-bit", lambda c: QuantizedCache("quanto", c, nbits=2)),
            ("QuantizedCache quanto 4-bit", lambda c: QuantizedCache("quanto", c, nbits=4)),
            (f"sink {p['sinks']}+{p['sink_window']}",

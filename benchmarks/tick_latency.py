@@ -116,16 +116,14 @@ def _naive_tick(b, prompt: list[int], n_images: int, n_new: int) -> tuple[float,
     """
     import torch
 
-    from engine.backends.torch_vlm import cache_bytes
+    from engine.kv import attention, kv_bytes
 
     ids = torch.tensor([prompt], dtype=torch.long)  # [1, T]
     pv = torch.cat([p for p, _ in b.images[:n_images]])
     grid = torch.cat([g for _, g in b.images[:n_images]])
     n_new = max(1, n_new)
-    from engine.backends import torch_attention
-
-    impl = torch_attention.text_impl(b.model)
-    torch_attention.use(b.model, "sdpa")  # what generate() users run: stock attention
+    impl = attention.text_impl(b.model)
+    attention.use(b.model, "sdpa")  # what generate() users run: stock attention
     t0 = time.perf_counter()
     with torch.inference_mode():
         out = b.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv,
@@ -133,9 +131,9 @@ def _naive_tick(b, prompt: list[int], n_images: int, n_new: int) -> tuple[float,
                                max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
                                return_dict_in_generate=True)
     ms = (time.perf_counter() - t0) * 1000
-    torch_attention.use(b.model, impl)
+    attention.use(b.model, impl)
     cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
-    return ms, cache_bytes(cache)[0] if cache is not None else 0
+    return ms, kv_bytes(cache).fast if cache is not None else 0
 
 
 def _tick(b, t: int, side: int, max_tokens: int, want_prompt: bool = False) -> tuple[float, float, int, list | None]:
@@ -224,7 +222,8 @@ def report(r: dict) -> None:
     d_attn = r["attn_last"] - r["attn_first"]
     print(f"  inside SDPA (p50): first {r['attn_first']:.1f} ms, last {r['attn_last']:.1f} ms (+{d_attn:.1f}); "
           f"rest of the tick: first {r['rest_first']:.1f} ms, last {r['rest_last']:.1f} ms "
-          f"(+{r['rest_last'] - r['rest_first']:.1f}); tick p50 growth {grow:+.1f} ms")
+          f"(+{r['rest_last'] - r['rest_first']:.1f}); tick p50 growth {grow:+.1f} ms "
+          f"({grow / max(1, r['ticks'] - r['window']) * 100:+.2f} ms per 100 ticks)")
     if r["ctl"][0] == r["ctl"][0]:  # a control ran (not NaN)
         (c, ca), (s, sa) = r["ctl"], r["ctl_stream"]
         print(f"  interleaved control, last {w} ticks: fresh-chunk tick p50 {c:.1f} ms (SDPA {ca:.1f}) vs stream "
@@ -268,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.backends.base import BackendConfig
     from engine.backends.torch_loading import load_processor
     from engine.backends.torch_vlm import TorchBackend
+    from engine.kv import KVOptions
     from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl
 
     kinds = [k.strip() for k in a.kv.split(",") if k.strip()]
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             naive = None
             for kind in kinds:
                 # JoyAI's sampling defaults (0.8 / top-p 0.9 / top-k 40), seeded; naive decodes as many tokens
-                cfg = BackendConfig(device="cpu", dtype="float32", seed=0, kv_cache=kind,
-                                    options={"record_images": True, "fast_attention": not a.stock_attention})
+                cfg = BackendConfig(device="cpu", dtype="float32", seed=0, kv_cache=kind, options={"record_images": True},
+                                    kv=KVOptions(fast_attention=not a.stock_attention))
                 b = TorchBackend()
                 if big is None:
                     cfg.model = str(dirs[name])
