@@ -297,15 +297,10 @@ class _Utterance:
         self._fifo.put(None)
 
     def stop(self) -> None:
-        """Silence it: the next callback (within one block) writes none of its samples, and what the
-        device still holds of it (up to ``latency_s``) is dropped. No-op once it played to the end."""
-        if self._stopped.is_set():
-            return
+        """Silence it: the next callback (within one block) writes none of its samples. Only sets
+        flags, so any thread may call it holding any lock (``close`` drops what the device holds)."""
         self._stopped.set()
-        cut = self.blocks_played and not self.completed
         self._done.set()
-        if cut:
-            self._out.flush()
 
     def wait(self, timeout: float = 120.0) -> None:
         """Until everything fed has played or ``stop``. A device that stopped taking audio is reopened
@@ -323,9 +318,14 @@ class _Utterance:
                 raise AudioError("voice off: the output device vanished (it stopped taking audio)", "vanished")
 
     def close(self) -> None:
-        """Leave the stream (it stays open for the next utterance)."""
+        """Leave the stream (it stays open for the next utterance). Cut short, what the device still
+        holds of it (up to ``latency_s``) is dropped here: the flush waits for the audio thread, so it
+        is done by the speaking thread, never from ``stop`` (which may run under the Speaker's lock)."""
+        cut = self.blocks_played and not self.completed
         self.stop()
         self._out._release(self)
+        if cut:
+            self._out.flush()
 
 
 class Playback:
