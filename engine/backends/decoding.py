@@ -113,8 +113,9 @@ def sample(logits: np.ndarray, s: Sampling, rng: np.random.Generator) -> int:
     """One token id from ``logits`` [V] float32: greedy, or temperature + top-k + top-p."""
     if s.greedy or s.temperature <= 0:
         return int(np.argmax(logits))
-    k = min(s.top_k, logits.shape[0]) if s.top_k > 0 else logits.shape[0]
-    idx = np.argpartition(-logits, k - 1)[:k]  # [k] the k best, unordered: O(V), not a full sort
+    n = logits.shape[0]
+    k = min(s.top_k, n) if s.top_k > 0 else n
+    idx = np.argpartition(logits, n - k)[n - k:]  # [k] the k best, unordered: O(V), no sort, no negated copy
     idx = idx[np.argsort(-logits[idx], kind="stable")]  # [k] best first
     z = logits[idx].astype(np.float64) / s.temperature  # [k]
     p = np.exp(z - z.max())
