@@ -369,3 +369,157 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+# --- hardware and the one recommendation -----------------------------------------------------------
+# Issue 22: the first-run wizard and the model manager both ask recommend(detect_hardware()).
+@dataclass(frozen=True)
+class Hardware:
+    """What decides the model preset. ``gpu_kind``: cuda | metal | vulkan | "" (no usable GPU)."""
+
+    cpu: str = ""
+    cores: int = 1  # logical cores
+    ram_bytes: int = 0
+    gpu_name: str = ""
+    vram_bytes: int = 0  # dedicated GPU memory; on Apple Silicon the share of RAM Metal may use
+    gpu_kind: str = ""
+    os: str = ""
+
+    @property
+    def has_gpu(self) -> bool:
+        return bool(self.gpu_kind) and self.vram_bytes > 0
+
+    def describe(self) -> str:
+        gpu = f"{self.gpu_name} ({human(self.vram_bytes)}, {self.gpu_kind})" if self.has_gpu else "no usable GPU"
+        return f"{self.cpu or 'CPU'} · {self.cores} cores · {human(self.ram_bytes)} RAM · {gpu}"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    preset: Preset  # what this machine should run
+    reason: str  # one sentence for the user
+    no_download: Preset  # the choice that needs no download (the lite default)
+    # settings that go with the preset, by dotted path (``backend.llamacpp.n_gpu_layers``)
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def needs_pull(self) -> bool:
+        return not self.preset.bundled_module
+
+
+# llama.cpp on a GPU build keeps its KV cache in q8_0; 16k tokens is the context the JoyAI GGUF note quotes.
+_GPU_CTX = 16384
+# Metal may wire about two thirds of unified memory for the GPU (macOS's default working-set limit).
+_METAL_SHARE = 2 / 3
+# An 8B GGUF on a CPU alone decodes a few tokens per second: only a large many-core machine keeps up with
+# a decision per second at all, so the CPU path asks for both the memory and the cores (a judgement, not a
+# measurement: the lite model is the safe CPU default).
+_CPU_MIN_CORES = 16
+_CPU_CTX = 8192
+
+
+def _nvidia() -> tuple[str, int]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return "", 0
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=3, check=True).stdout
+        name, mib = out.splitlines()[0].rsplit(",", 1)
+        return name.strip(), int(mib.strip()) * 1024 * 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return "", 0
+
+
+def _amdgpu(root: Path = Path("/sys/class/drm")) -> tuple[str, int]:
+    """An AMD (or other amdgpu-driver) card on Linux: the kernel reports its VRAM; llama.cpp reaches it with Vulkan."""
+    for f in sorted(root.glob("card*/device/mem_info_vram_total")):
+        try:
+            return "AMD GPU", int(f.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return "", 0
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def detect_hardware() -> Hardware:
+    """This machine, without importing torch: nvidia-smi, /sys (amdgpu), Apple Silicon, psutil."""
+    import platform
+    import sys
+
+    import psutil
+
+    ram = int(psutil.virtual_memory().total)
+    cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
+    name, vram, kind = "", 0, ""
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        name, vram, kind = "Apple Silicon GPU", int(ram * _METAL_SHARE), "metal"
+    else:
+        name, vram = _nvidia()
+        kind = "cuda" if vram else ""
+        if not vram and sys.platform.startswith("linux"):
+            name, vram = _amdgpu()
+            kind = "vulkan" if vram else ""
+    return Hardware(_cpu_name(), int(cores), ram, name, vram, kind, platform.system())
+
+
+def recommend(hw: Hardware) -> Recommendation:
+    """The ONE preset recommendation (first run and the model manager): a GPU that holds the JoyAI GGUF
+    (weights + q8_0 KV at 16k + overhead) gets it; otherwise the best CPU preset that fits in half the RAM
+    on enough cores; otherwise the lite default, which needs no download."""
+    lite = find_preset("smollm2-lite")
+    joy = find_preset("joyai-gguf")
+    assert lite is not None and joy is not None
+    need_gpu = estimate_vram(joy, kv_type="q8_0", n_ctx=_GPU_CTX).total
+    if hw.has_gpu and hw.vram_bytes >= need_gpu:
+        return Recommendation(joy, f"{hw.gpu_name} has {human(hw.vram_bytes)}: the native per-second model fits "
+                                   f"(needs about {human(need_gpu)} with a q8_0 KV cache at 16k tokens).", lite,
+                              {"backend.name": "llamacpp", "backend.kv_type": "q8_0", "backend.n_ctx": _GPU_CTX,
+                               "backend.llamacpp.n_gpu_layers": -1})
+    need_cpu = estimate_vram(joy, kv_type="f16", n_ctx=_CPU_CTX).total
+    if hw.ram_bytes // 2 >= need_cpu and hw.cores >= _CPU_MIN_CORES:
+        why = "no GPU" if not hw.has_gpu else f"{human(hw.vram_bytes)} of GPU memory is less than {human(need_gpu)}"
+        return Recommendation(joy, f"{why}, but {human(hw.ram_bytes)} RAM and {hw.cores} cores run the GGUF model on "
+                                   "the CPU (expect skipped seconds; lite is faster).", lite,
+                              {"backend.name": "llamacpp", "backend.kv_type": "f16", "backend.n_ctx": _CPU_CTX,
+                               "backend.llamacpp.n_gpu_layers": 0})
+    if hw.has_gpu:
+        why = f"{hw.gpu_name} has {human(hw.vram_bytes)}, less than the {human(need_gpu)} the 8B model needs"
+    else:
+        why = "no usable GPU was found"
+    return Recommendation(lite, f"{why}: the lite CPU model (OCR + scene change + SmolLM2) runs in real time "
+                                "and needs no download.", lite, {"backend.name": "lite"})
+
+
+def build_info() -> dict[str, str]:
+    """Which accelerated builds this install runs (the GPU pack check): llama.cpp offload and torch device."""
+    import sys
+
+    info = {"llama.cpp": "not installed", "torch": "not installed (optional pack)"}
+    if importlib.util.find_spec("llama_cpp") is not None:
+        try:
+            import llama_cpp
+
+            gpu = bool(llama_cpp.llama_supports_gpu_offload())
+            pack = " from a pack" if "packs" in Path(llama_cpp.__file__ or "").parts else ""
+            info["llama.cpp"] = f"{llama_cpp.__version__} ({'GPU offload' if gpu else 'CPU only'}{pack})"
+        except Exception as exc:  # noqa: BLE001 - a broken native library is reported, not raised
+            info["llama.cpp"] = f"broken ({type(exc).__name__})"
+    torch = sys.modules.get("torch")  # never import torch here: it costs seconds
+    if torch is not None:
+        cuda = getattr(torch.version, "cuda", None)
+        info["torch"] = f"{torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU'})"
+    elif importlib.util.find_spec("torch") is not None:
+        info["torch"] = "installed (not loaded)"
+    return info
