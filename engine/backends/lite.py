@@ -3,7 +3,8 @@
 
     frame ──thumbnail──▶ changed? ──yes──▶ OCR (cached by thumbnail) ──▶ screen text + text history
           └─▶ blob count (counting plans)          │
-    standing query ──instructions.parse──▶ Plan (timer | count | translate | appear | watch | ask | narrate)
+    standing query ──instructions.parse──▶ Plan (timer | count | reach | translate | appear | watch | change |
+                                                 narrate | summarize | ask | unknown; none = presence)
     stream time ──────────────────────────────────▶ trigger(plan, perception, t) ──▶ fact + required words
                                                         │ only then
                                                         ▼
@@ -18,6 +19,13 @@ it keeps the tick real-time on 2 cores (OCR ~0.3–1 s runs only on a visual cha
 an event). Time awareness comes from the turn's stream time, so "tell me when 30 seconds have
 passed" fires at the query second + 30. Screen text is untrusted content: it is quoted to the LLM as
 data and never executed or followed.
+
+Presence by default (no instruction): the companion of engine/prompts.DEFAULT_PERSONA. A view change
+that settles and brings a new headline, or replaces most of the view, is said in a few words ("New
+slide: Gravity.") — at most one remark per ``presence_gap_s`` × 2^silence_bias seconds (the talk
+settings' silence bias; cooldown and dedup apply on top in the session). Motion, scrolling and small
+edits stay silent. An instruction the parser cannot read gets one "I can't follow that yet — try …"
+reply instead of silence.
 """
 
 from __future__ import annotations
@@ -36,8 +44,9 @@ import numpy as np
 
 from engine.backends.base import Backend, BackendConfig, BackendStats, ModelLoadError
 from engine.context import ChunkPrefix, Turn
-from engine.perception import fast_ocr, glossary, instructions, ocr
+from engine.perception import fast_ocr, glossary, instructions, ocr, readings
 from engine.perception.blobs import count_items
+from engine.perception.views import ViewChange, ViewTracker, body_lines, layout_label
 from engine.protocol import RESPONSE, SILENCE, similarity
 
 INSTALL_HINT = ("install the lite extras: pip install llama-cpp-python rapidocr && "
@@ -45,7 +54,11 @@ INSTALL_HINT = ("install the lite extras: pip install llama-cpp-python rapidocr 
 _WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 _PLAIN = ("slide title screen shows showing says sign means meaning english items there have has passed "
           "seconds minute alert appeared something view costs price sold just been happened right currently")
-_NO_OCR_PLANS = ("timer", "count", "appear")  # plans that need no screen text
+_NO_OCR_PLANS = ("timer", "count", "appear", "unknown")  # plans that need no screen text
+_VIEW_PLANS = ("none", "change", "summarize")  # plans that speak about settled view changes
+# words of a question about the screen as a whole rather than about something on it
+_GENERIC = set("screen text sign slide page title window view say says read showing shown now current right "
+               "written displayed we us our see visible".split())
 _MONEY = re.compile(r"[$€£]\s?\d+(?:[.,]\d{2})?|\d+[.,]\d{2}")
 
 
@@ -62,6 +75,8 @@ class LiteOptions:
     history: int = 2  # recent screen-text entries shown to the LLM
     memory: int = 400  # screen-text entries kept for questions about the past
     ocr_cache: int = 256
+    presence_gap_s: float = 4.0  # no instruction: at least this long between two remarks (× 2^silence_bias)
+    big_change: float = 0.3  # share of thumbnail cells that makes a view "another window or scene"
 
 
 def smollm2_path() -> str:
@@ -121,6 +136,9 @@ class LiteBackend(Backend):
         self._pending = SILENCE
         self._new_text = False
         self._said = ""
+        self.silence_bias = 0.0
+        self._views = ViewTracker(self.options.cell_delta, big_change=self.options.big_change)
+        self._height = 0
         self.counters = {"ocr_calls": 0, "ocr_cached": 0, "llm_calls": 0, "llm_kept": 0, "llm_skipped": 0,
                          "events": 0}
         self._stats = BackendStats()
@@ -131,6 +149,8 @@ class LiteBackend(Backend):
         if opts:
             self.options = LiteOptions(**opts)
             self.history = deque(maxlen=self.options.memory)
+            self._views = ViewTracker(self.options.cell_delta, big_change=self.options.big_change)
+        self.silence_bias = config.silence_bias
         if not ocr.available():
             raise ModelLoadError(f"lite: rapidocr is not installed; {INSTALL_HINT}")
         if self.options.llm:
@@ -195,6 +215,7 @@ class LiteBackend(Backend):
         grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         thumb = cv2.resize(grey, (80, 60), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         self._thumb = thumb
+        self._height = pixels.shape[0]
         self._new_text = False
         if self.plan.kind in _NO_OCR_PLANS or self._changed(self._ocr_thumb, thumb) < self.options.change_threshold:
             return
@@ -211,9 +232,97 @@ class LiteBackend(Backend):
     def _set_plan(self, query: str, t: int) -> None:
         self.plan, self._plan_t, self._state = instructions.parse(query), t, {"asked": False}
 
+    @property
+    def presence_gap_s(self) -> float:
+        """Seconds between two unprompted remarks: the talk settings' silence bias doubles it per unit."""
+        return self.options.presence_gap_s * 2.0 ** max(-4.0, min(8.0, self.silence_bias))
+
+    def _view_event(self, turn: Turn) -> Event | None:
+        """The settled view change worth saying for the plan in force (presence, change, summarize)."""
+        if turn.pixels is None:
+            return None
+        p, st = self.plan, self._state
+        if p.kind != "none" and not st.get("anchored"):
+            # an instruction starts from what is on screen now; "each slide" includes this one
+            st["anchored"] = True
+            self._views.anchor(self._thumb, self.screen_lines)
+            head = ocr.headline(self.screen_lines)
+            if head and (p.kind == "summarize" or not re.search(r"chang|switch", p.query, re.I)):
+                lines = self.screen_lines
+                body = body_lines(lines, head)
+                return Event(self._view_line(ViewChange(head, body, layout_label(lines, self._height), 1.0,
+                                                        True, True, False, list(lines))), [])
+            return None
+        ch = self._views.update(self._thumb, self.screen_lines, self._height)
+        if ch is None:
+            return None
+        if p.kind == "none":  # unprompted: only a new headline or a new window/scene, and rarely
+            # a new title, or another window/scene — not a scroll or an edit that keeps most lines
+            if not ((ch.head_changed and ch.prominent and ch.kept < 0.5) or (ch.big and ch.kept < 0.3)):
+                return None
+            if turn.t - st.get("said_t", -1e9) < self.presence_gap_s:
+                return None
+        elif not (ch.head_changed or ch.text_changed or ch.big):
+            return None
+        self._views.accept()
+        st["said_t"] = turn.t
+        return Event(self._view_line(ch), [])
+
+    def _view_line(self, ch: ViewChange) -> str:
+        p = self.plan
+        label = p.subject if p.subject in instructions.VIEWS else ch.label
+        if p.kind == "summarize":
+            body = "; ".join(ch.body)
+            body = body if len(body) <= 160 else body[:157].rsplit(" ", 1)[0] + "…"
+            if ch.head:
+                return f"{label.capitalize()} “{ch.head}”" + (f": {body}." if body else ".")
+            return f"New {label}" + (f": {body}." if body else " (no readable text).")
+        if ch.head:
+            return f"New {label}: {ch.head}" + ("" if ch.head[-1] in ".!?…" else ".")
+        return f"The {label if p.kind == 'change' else 'view'} changed."
+
+    def _value_event(self, turn: Turn) -> Event | None:
+        """change(subject) for a named value ("the price"): its text on screen differs from the last seen."""
+        st = self._state
+        if not self.screen_lines:
+            return None
+        value = readings.value_text(self.screen_lines, self.plan.subject)
+        last = st.get("value", "")
+        if not value or value == last:
+            return None
+        st["value"] = value
+        if not last:
+            return None  # the first reading is where we start
+        return Event(f"The {self.plan.subject} changed: {last} → {value}.", [])
+
+    def _reach_event(self, turn: Turn) -> Event | None:
+        p, st = self.plan, self._state
+        n = readings.number(self.screen_lines, p.subject)
+        if n is None:
+            return None
+        hit = n <= p.target if p.below else n >= p.target
+        if hit and not st.get("fired"):
+            st["fired"] = True
+            shown = int(n) if n == int(n) else n
+            return Event(f"The {p.subject or 'number'} is {'down to' if p.below else 'at'} {shown} now.", [])
+        if not hit:
+            st["fired"] = False
+        return None
+
     def _trigger(self, turn: Turn) -> Event | None:
         p, st, t = self.plan, self._state, turn.t
         screen = glossary.fold(self.screen_text)
+        if p.kind in _VIEW_PLANS and (p.kind != "change" or p.subject in instructions.VIEWS):
+            return self._view_event(turn)
+        if p.kind == "change":
+            return self._value_event(turn)
+        if p.kind == "reach":
+            return self._reach_event(turn)
+        if p.kind == "unknown":
+            if st.get("told"):
+                return None
+            st["told"] = True
+            return Event(f"I can't follow that yet — try {instructions.EXAMPLES}.", [])
         if p.kind == "timer":
             if not st.get("fired") and t - self._plan_t >= p.seconds:
                 st["fired"] = True
@@ -262,6 +371,13 @@ class LiteBackend(Backend):
     def _answer(self, p: instructions.Plan) -> Event:
         """Answer a question from the current screen, then from the text history (newest first)."""
         words = [glossary.fold(w) for w in p.words if glossary.fold(w)]
+        if not [w for w in words if w not in _GENERIC]:  # "what is on screen?", "which slide are we on?"
+            head = ocr.headline(self.screen_lines)
+            if not head:
+                return Event("I see no readable text on screen right now.", [])
+            rest = "; ".join(body_lines(self.screen_lines, head))
+            rest = rest if len(rest) <= 160 else rest[:157].rsplit(" ", 1)[0] + "…"
+            return Event(f"On screen now: “{head}”" + (f" — {rest}." if rest else "."), [])
         screens = [(t, s) for t, s in reversed(self.history)]
         if self.screen_text:
             screens.insert(0, (-1, self.screen_text))
