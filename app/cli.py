@@ -16,7 +16,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's decoder chatte
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL = 0, 2, 3, 4
-COMMAND_MODULES = ("eval", "models", "kv", "sessions", "replay")
+COMMAND_MODULES = ("eval", "models", "kv", "sessions", "train", "replay")
 
 
 class UsageError(Exception):
@@ -118,7 +118,7 @@ def cmd_run(args) -> int:
     if args.fast and live:
         return fail(EXIT_USAGE, "--fast needs a video file (a live source cannot run faster than real time)")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        return fail(EXIT_USAGE, "--duration must be a positive number of seconds")
+        return fail(EXIT_USAGE, "--duration must be positive (seconds)")
     if not args.headless:
         from app.gui import display_available, run_gui
 
@@ -140,11 +140,6 @@ def run_headless(settings, args) -> int:
         return fail(EXIT_SOURCE, str(exc))
     except BackendError as exc:
         return fail(EXIT_MODEL, str(exc))
-    try:
-        built.session.open_source()  # a bad source fails here, before anything else starts
-    except SourceError as exc:
-        built.close()
-        return fail(EXIT_SOURCE, str(exc))
     if not args.quiet:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
     if args.query:

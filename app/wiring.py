@@ -140,6 +140,7 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
         delegator = build_delegator(settings, bus, clock, context=memory.context_text)
         built.session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator,
                                 memory=memory)
+        built.session.open_source()  # a bad source fails here, before the voice or anything else starts
         if voice:  # always built, so Speak / Listen can be switched on later in the session
             built.voice = start_voice(settings.voice, bus, clock.now, built.session.submit_query, report)
             closers.append(built.voice.close)

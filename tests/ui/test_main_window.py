@@ -151,10 +151,14 @@ def test_backend_errors_mid_session_show_banner_and_are_skipped(qtbot, settings)
     assert win.banner.isVisible() and "model server went away" in win.banner.label.text()
     codes = list(win.timeline.codes())
     assert [codes[t] for t in (2, 5, 8)] == [SKIPPED] * 3
+    assert win.start_act.isEnabled()
+    # an instruction typed while no session runs starts one with it (it is never silently dropped)
     win.instruction.setText("still there?")
     win.send_instruction()
-    assert win.instruction.text() == ""
-    assert win.start_act.isEnabled()
+    assert win.instruction.text() == "" and not win.start_act.isEnabled()
+    qtbot.waitUntil(lambda: win.transcript.texts("query") == ["still there?"], timeout=10000)
+    win.stop()
+    qtbot.waitUntil(lambda: not win.controller.running, timeout=10000)
 
 
 def test_first_run_offers_model_manager(qtbot, settings, tmp_path, monkeypatch):
