@@ -1,6 +1,6 @@
 """A real, tiny Instruct/Thinking pair made the way real pairs are made, trainable on 2 CPU cores.
 
-Task: 4-digit addition ``Q:1234+5678\\nA:``; difficulty = the number of carries (0–4). A shared base
+Task: 6-digit addition ``Q:001234+005678\\nA:``; difficulty = the number of carries (0–6). A shared base
 (a tiny Qwen3) is trained on both answer formats for the same prompt, then fine-tuned equally (same
 steps, rate and data stream) into
 
@@ -22,7 +22,7 @@ import torch
 
 THINK, END_THINK, EOS, PAD, UNK = "<think>", "</think>", "<|im_end|>", "<pad>", "<unk>"
 CHARS = list("0123456789+=,:QA\n")
-DIGITS = 4
+DIGITS = 6  # at 4 digits the direct model learned addition almost perfectly (98.5%): no room to think
 BYTES = [f"<0x{i:02X}>" for i in range(256)]
 
 # The question is the first quoted block of the brain's message (engine.brain.brain_messages), or the
@@ -172,14 +172,14 @@ class PairPaths:
     seconds: float = 0.0
 
 
-def build_pair(out: str | Path, base_steps: int = 1500, ft_steps: int = 400, seed: int = 0,
+def build_pair(out: str | Path, base_steps: int = 600, ft_steps: int = 250, seed: int = 0,
                log_every: int = 0) -> PairPaths:
     """Train base → Instruct and → Thinking; save both under ``out``. Reuses a finished pair."""
     import copy
 
     out = Path(out)
     paths = PairPaths(out / "instruct", out / "thinking")
-    stamp = out / f"done-{base_steps}-{ft_steps}-{seed}"
+    stamp = out / f"done-{DIGITS}d-{base_steps}-{ft_steps}-{seed}"
     if stamp.exists():
         return paths
     t0 = time.perf_counter()
