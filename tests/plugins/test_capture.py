@@ -49,6 +49,69 @@ def test_video_file_frames_are_timed_and_subsampled(short_clip):
     assert frames[0].pixels.shape == (360, 640, 3)
 
 
+def test_video_file_end_stop_and_truncation_are_told_apart(short_clip, tmp_path):
+    done = VideoFileSource(short_clip, sample_fps=2.0)
+    assert len(list(done.frames())) == 24 and done.end_reason == "finished"  # the natural end
+    done.close()
+    assert done.end_reason == "finished"
+
+    # Stop while a reader thread is between frames: before, the released decoder read as a short file
+    # ("video ended early … (truncated or corrupt)")
+    src, got, errors = VideoFileSource(short_clip, sample_fps=2.0), [], []
+    first = threading.Event()
+
+    def read():
+        try:
+            for f in src.frames():
+                got.append(f)
+                first.set()
+                time.sleep(0.05)
+        except SourceError as exc:
+            errors.append(str(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert first.wait(10)
+    src.close()
+    reader.join(10)
+    assert not errors and 0 < len(got) < 24 and src.end_reason == "closed"
+
+    from make_demo_clip import SLIDES, render_slide
+
+    cut = tmp_path / "cut.avi"  # MJPG frames are independent: a cut file decodes partway, then ends early
+    w = cv2.VideoWriter(str(cut), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 360))
+    for i in range(50):
+        w.write(cv2.cvtColor(render_slide(*SLIDES[i // 25]), cv2.COLOR_RGB2BGR))
+    w.release()
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
+    bad = VideoFileSource(cut, sample_fps=1.0)
+    with pytest.raises(SourceError, match="ended early"):
+        list(bad.frames())
+    assert bad.end_reason == "truncated"
+
+
+def test_video_file_pause_holds_playback_until_resume(short_clip):
+    src = VideoFileSource(short_clip, sample_fps=2.0)
+    frames = src.frames()
+    assert next(frames).t == 0.0
+    src.pause()
+    assert src.paused
+    got = []
+    reader = threading.Thread(target=lambda: got.append(next(frames)))
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive() and not got  # held while paused
+    src.resume()
+    reader.join(5)
+    assert len(got) == 1 and 0.5 <= got[0].t < 0.7  # the next sample of the 0.5 s grid: no time skipped
+    src.pause()
+    closer = threading.Thread(target=lambda: got.append(next(frames, None)))
+    closer.start()
+    src.close()  # Stop while paused: the reader wakes and ends cleanly
+    closer.join(5)
+    assert got[-1] is None and src.end_reason == "closed"
+
+
 def test_webcam_absent_is_one_clear_error():
     with pytest.raises(SourceError, match="no webcam at index 7"):
         WebcamSource(index=7).open()
