@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.events import Event
+from engine.events import Event, EventType
 
 SRT_MAX_S = 4.0  # a subtitle stays at most this long, or until the next response
 
@@ -36,7 +36,7 @@ def to_jsonl(events: Iterable[Event]) -> str:
 
 def responses(events: Iterable[Event]) -> list[Event]:
     """Decisions that said something (respond or delegate with a holding note)."""
-    return [e for e in events if e.get("type") == "decision" and e.get("action") in ("response", "delegate")
+    return [e for e in events if e.get("type") == EventType.DECISION and e.get("action") in ("response", "delegate")
             and e.get("text")]
 
 
@@ -69,10 +69,10 @@ def clock(t: float) -> str:
 
 def to_markdown(events: list[Event]) -> str:
     """A readable summary: source, counts, latency, queries, responses, delegate results, summaries."""
-    started = next((e for e in events if e.get("type") == "session_started"), {})
-    ended = next((e for e in reversed(events) if e.get("type") == "session_ended"), {})
-    decisions = [e for e in events if e.get("type") == "decision"]
-    skipped = [e for e in events if e.get("type") == "skipped"]
+    started = next((e for e in events if e.get("type") == EventType.SESSION_STARTED), {})
+    ended = next((e for e in reversed(events) if e.get("type") == EventType.SESSION_ENDED), {})
+    decisions = [e for e in events if e.get("type") == EventType.DECISION]
+    skipped = [e for e in events if e.get("type") == EventType.SKIPPED]
     totals = sorted(float(e.get("latency_ms", {}).get("total", 0.0)) for e in decisions)
     p50 = totals[len(totals) // 2] if totals else 0.0
     p95 = totals[min(len(totals) - 1, int(len(totals) * 0.95))] if totals else 0.0
@@ -86,10 +86,10 @@ def to_markdown(events: list[Event]) -> str:
     if ended.get("error"):
         lines.append(f"- Ended with error: {ended['error']}")
     sections = [
-        ("Instructions", [e for e in events if e.get("type") in ("query", "utterance")], "text"),
+        ("Instructions", [e for e in events if e.get("type") in (EventType.QUERY, EventType.UTTERANCE)], "text"),
         ("Responses", responses(events), "text"),
-        ("Delegated answers", [e for e in events if e.get("type") == "delegate_result"], "result"),
-        ("Summaries", [e for e in events if e.get("type") == "summary"], "summary"),
+        ("Delegated answers", [e for e in events if e.get("type") == EventType.DELEGATE_RESULT], "result"),
+        ("Summaries", [e for e in events if e.get("type") == EventType.SUMMARY], EventType.SUMMARY),
     ]
     for title, evs, key in sections:
         if not evs:

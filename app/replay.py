@@ -14,7 +14,7 @@ from typing import TextIO
 
 from app.export import load_jsonl
 from app.timeline_printer import TimelinePrinter
-from engine.events import Event
+from engine.events import Event, EventType
 from engine.log import SqliteStore
 
 
@@ -30,7 +30,7 @@ class RecordedSession:
 
     @property
     def seconds(self) -> int:
-        return sum(1 for e in self.events if e.get("type") in ("decision", "skipped"))
+        return sum(1 for e in self.events if e.get("type") in (EventType.DECISION, EventType.SKIPPED))
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -55,7 +55,7 @@ def open_recorded(path: str | Path, session: str | None = None) -> RecordedSessi
         events = [e for e in events if str(e.get("session", "")).startswith(session)]
         if not events:
             raise ReplayError(f"no session {session!r} in {p}")
-    started = next((e for e in events if e.get("type") == "session_started"), events[0])
+    started = next((e for e in events if e.get("type") == EventType.SESSION_STARTED), events[0])
     return RecordedSession(str(started.get("session", "")), str(started.get("source", "")), tuple(events))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from engine.events import EventType
+
 _GLYPH = {"silence": "·", "response": "▶", "delegate": "⇢"}
 
 
@@ -14,7 +16,7 @@ class TimelinePrinter:
 
     def __call__(self, e: dict) -> None:
         t, typ = e["t"], e["type"]
-        if typ == "decision":
+        if typ == EventType.DECISION:
             action = e["action"]
             if action == "silence" and not self.show_silence:
                 return
@@ -23,14 +25,14 @@ class TimelinePrinter:
             if action == "delegate":
                 text += f"  → brain: {e.get('delegate_query', '')}"
             line = f"{int(t):>6}s {_GLYPH[action]} {action:<8} {lat:7.1f} ms  {text}".rstrip()
-        elif typ == "skipped":
+        elif typ == EventType.SKIPPED:
             line = f"{int(t):>6}s ✕ skipped  ({e.get('reason')})"
-        elif typ in ("query", "utterance"):
+        elif typ in (EventType.QUERY, EventType.UTTERANCE):
             line = f"{int(t):>6}s ? {typ:<8} {e.get('text', '')}"
-        elif typ in ("delegate_result", "delegate_error", "summary", "error"):
+        elif typ in (EventType.DELEGATE_RESULT, EventType.DELEGATE_ERROR, EventType.SUMMARY, EventType.ERROR):
             body = e.get("result") or e.get("summary") or e.get("message") or ""
             line = f"{int(t):>6}s ! {typ:<8} {str(body)[:160]}"
-        elif typ == "session_ended":
+        elif typ == EventType.SESSION_ENDED:
             line = (f"-- ended: {e.get('ticks')} ticks, {e.get('responses')} responses, "
                     f"{e.get('skipped')} skipped" + (f", error: {e['error']}" if e.get("error") else ""))
         else:

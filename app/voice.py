@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from app.config import VoiceSettings
-from engine.events import Event, EventBus
+from engine.events import Event, EventBus, EventType
 from engine.speech import Speaker, SpeakerOptions, TurnOptions, TurnTaker
 from plugins.audio import describe
 
@@ -82,7 +82,7 @@ class Voice:
 
     def _on_event(self, event: Event) -> None:
         """Voice errors raised mid-session (a device vanished) reach the user once."""
-        if event.get("type") == "error" and event.get("where") in ("tts", "asr"):
+        if event.get("type") == EventType.ERROR and event.get("where") in ("tts", "asr"):
             self._say_once(f"presence: {event.get('message', '')}")
 
     # --- switches (any thread) -----------------------------------------------------------------------

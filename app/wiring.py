@@ -31,7 +31,7 @@ from app.sources import parse_source
 from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
 from engine.clock import RealClock, VirtualClock
-from engine.events import EventBus
+from engine.events import ErrorRaised, EventBus
 from engine.log import JsonlLog, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
@@ -172,7 +172,7 @@ def build_summarizer(settings: Settings, bus: EventBus):
             if brain is None or not hasattr(brain, "chat"):
                 raise BrainError("[brain] summarizer = 'brain' needs an openai or llamacpp brain")
     except BrainError as exc:
-        bus.emit(0.0, "error", where="summarizer", message=str(exc))
+        bus.publish(0.0, ErrorRaised(where="summarizer", message=str(exc)))
         return ConcatSummarizer()
     return ChatSummarizer(brain.chat, takes_images=getattr(brain, "takes_images", False))
 
@@ -188,7 +188,7 @@ def build_delegator(settings: Settings, bus: EventBus, clock, context=None):
     try:
         brain = build_brain(settings.brain)
     except BrainError as exc:
-        bus.emit(0.0, "error", where="brain", message=str(exc))
+        bus.publish(0.0, ErrorRaised(where="brain", message=str(exc)))
         return NoBrain(bus, reason=f"brain unavailable ({exc}) — Settings → Brain")
     if brain is None:
         return NoBrain(bus)

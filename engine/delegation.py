@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 
 from engine.brain import Brain, BrainError, digest, quote_untrusted
-from engine.events import EventBus
+from engine.events import DelegateError, DelegateResult, DelegateStarted, EventBus
 from engine.frames import Frame
 from engine.protocol import Decision
 
@@ -96,22 +96,22 @@ class Delegator:
         # an empty question falls back to the user's standing question (seed_systems §1.5)
         question = (decision.delegate_query or "").strip() or standing_query.strip()
         if not question:
-            self.bus.emit(t, "delegate_error", task_id="", query="", message="delegation without a question")
+            self.bus.publish(t, DelegateError(task_id="", query="", message="delegation without a question"))
             return
         task = Task(f"bg-{next(self._seq)}-{uuid.uuid4().hex[:8]}", t, question)
         with self._lock:
             running = sum(1 for x in self._tasks.values() if x.future and not x.future.done())
             if running >= self.options.max_pending:
-                self.bus.emit(t, "delegate_error", task_id=task.id, query=task.question,
-                              message=f"too many background tasks ({running}); question dropped")
+                self.bus.publish(t, DelegateError(task_id=task.id, query=task.question,
+                                                  message=f"too many background tasks ({running}); question dropped"))
                 return
             self._tasks[task.id] = task
         frames = list(self._ring)[-self.options.frames_to_brain:] if getattr(self.brain, "takes_images", False) else []
         context = self.context()
         if standing_query.strip():
             context = f"The user's standing question: {standing_query.strip()}\n{context}"
-        self.bus.emit(t, "delegate_started", task_id=task.id, query=task.question, note=decision.text,
-                      frames=len(frames), brain=getattr(self.brain, "name", "brain"))
+        self.bus.publish(t, DelegateStarted(task_id=task.id, query=task.question, note=decision.text,
+                                            frames=len(frames), brain=getattr(self.brain, "name", "brain")))
         task.future = self._pool.submit(self._run, task, context, frames)
 
     def take_notes(self) -> list[str]:
@@ -124,8 +124,8 @@ class Delegator:
         """Session over: pending tasks are abandoned, each reported once, so the log says so."""
         for task in list(self._tasks.values()):
             if task.future is not None and not task.future.done() and not task.cancelled:
-                self.bus.emit(self.now(), "delegate_error", task_id=task.id, query=task.question,
-                              message="session ended before the brain answered")
+                self.bus.publish(self.now(), DelegateError(task_id=task.id, query=task.question,
+                                                           message="session ended before the brain answered"))
             task.cancelled = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -139,7 +139,7 @@ class Delegator:
         task.cancelled = True
         if task.future is not None:
             task.future.cancel()
-        self.bus.emit(self.now(), "delegate_error", task_id=task_id, query=task.question, message="cancelled")
+        self.bus.publish(self.now(), DelegateError(task_id=task_id, query=task.question, message="cancelled"))
         return True
 
     def pending(self) -> list[str]:
@@ -167,27 +167,27 @@ class Delegator:
         if task.cancelled:
             return
         if th.is_alive():
-            self.bus.emit(self.now(), "delegate_error", task_id=task.id, query=task.question,
-                          message=f"brain timed out after {o.timeout_s:g} s", latency_ms=latency_ms)
+            self.bus.publish(self.now(), DelegateError(task_id=task.id, query=task.question,
+                                                       message=f"brain timed out after {o.timeout_s:g} s", latency_ms=latency_ms))
             return
         if "error" in result:
             exc = result["error"]
             msg = str(exc) if isinstance(exc, BrainError) else f"{type(exc).__name__}: {exc}"
-            self.bus.emit(self.now(), "delegate_error", task_id=task.id, query=task.question,
-                          message=msg.splitlines()[0] if msg else "brain failed", latency_ms=latency_ms)
+            self.bus.publish(self.now(), DelegateError(task_id=task.id, query=task.question,
+                                                       message=msg.splitlines()[0] if msg else "brain failed", latency_ms=latency_ms))
             return
         answer = result.get("answer") or ""
         text = digest(answer)
         if not text:
-            self.bus.emit(self.now(), "delegate_error", task_id=task.id, query=task.question,
-                          message="brain returned an empty answer", latency_ms=latency_ms)
+            self.bus.publish(self.now(), DelegateError(task_id=task.id, query=task.question,
+                                                       message="brain returned an empty answer", latency_ms=latency_ms))
             return
         note = (f"[Background result for the question asked at {task.t:.0f}s: "
                 f"{quote_untrusted(task.question)}]\n{quote_untrusted(text)}")
         with self._lock:
             self._notes.append(note)
-        self.bus.emit(self.now(), "delegate_result", task_id=task.id, query=task.question, text=text,
-                      result=text, latency_ms=latency_ms)
+        self.bus.publish(self.now(), DelegateResult(task_id=task.id, query=task.question, text=text,
+                                                    result=text, latency_ms=latency_ms))
 
 
 NO_BRAIN = "no brain configured — Settings → Brain"
@@ -213,7 +213,7 @@ class NoBrain:
         if decision.action != "delegate":
             return
         question = (decision.delegate_query or "").strip() or standing_query.strip()
-        self.bus.emit(t, "delegate_error", task_id="", query=question, message=self.reason)
+        self.bus.publish(t, DelegateError(task_id="", query=question, message=self.reason))
 
     def take_notes(self) -> list[str]:
         return []

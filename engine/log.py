@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from engine.events import Event
+from engine.events import Event, EventType
 
 _TEXT_FIELDS = ("text", "query", "delegate_query", "result", "summary", "message")
 
@@ -87,12 +87,12 @@ class SqliteStore:
         with self._lock:
             if self._db is None:
                 return
-            if event["type"] == "session_started":
+            if event["type"] == EventType.SESSION_STARTED:
                 self._db.execute(
                     "INSERT OR REPLACE INTO sessions(session, started_wall, source, backend) VALUES (?,?,?,?)",
                     (event["session"], event["wall"], event.get("source", ""), event.get("backend", "")),
                 )
-            elif event["type"] == "session_ended":
+            elif event["type"] == EventType.SESSION_ENDED:
                 self._db.execute("UPDATE sessions SET ended_wall=? WHERE session=?", (event["wall"], event["session"]))
             self._db.execute(
                 "INSERT INTO events(session, t, type, wall, action, text, json) VALUES (?,?,?,?,?,?,?)",

@@ -31,7 +31,16 @@ import numpy as np
 from engine.backends.base import Backend, BackendError, ModelLoadError
 from engine.clock import Clock, RealClock
 from engine.context import ChunkPrefix, QueryState, Turn, render_prefix
-from engine.events import EventBus
+from engine.events import (
+    DecisionMade,
+    ErrorRaised,
+    EventBus,
+    QueryReceived,
+    SessionEnded,
+    SessionStarted,
+    Skipped,
+    Summary,
+)
 from engine.frames import DEFAULT_MAX_PIXELS, Frame, FrameSampler, SampledFrame
 from engine.memory import Memory, MemoryOptions
 from engine.prompts import system_prompt
@@ -170,8 +179,8 @@ class Session:
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> SessionResult:
         o = self.options
-        self.bus.emit(0.0, "session_started", source=o.source_label, backend=self.backend.name, mode=o.mode,
-                      max_pixels=o.max_pixels, virtual_clock=bool(self.clock.is_virtual))
+        self.bus.publish(0.0, SessionStarted(source=o.source_label, backend=self.backend.name, mode=o.mode,
+                                             max_pixels=o.max_pixels, virtual_clock=bool(self.clock.is_virtual)))
         try:
             self.backend.start_chunk(self._prefix())
             if self.clock.is_virtual:
@@ -187,15 +196,15 @@ class Session:
             if self.delegator is not None:
                 self.delegator.close()
             r = self.result
-            self.bus.emit(max(self._last_t + 1, 0), "session_ended", ticks=r.ticks, decisions=r.decisions,
-                          responses=r.responses, skipped=r.skipped, error=r.error,
-                          frames_dropped=self.sampler.dropped)
+            self.bus.publish(max(self._last_t + 1, 0), SessionEnded(
+                ticks=r.ticks, decisions=r.decisions, responses=r.responses, skipped=r.skipped, error=r.error,
+                frames_dropped=self.sampler.dropped))
         return self.result
 
     def _fail(self, kind: str, message: str) -> None:
         if self.result.error is None:
             self.result.error, self.result.error_kind = message, kind
-            self.bus.emit(max(self._last_t, 0), "error", where=kind, message=message)
+            self.bus.publish(max(self._last_t, 0), ErrorRaised(where=kind, message=message))
 
     def _accept(self, frame: Frame) -> None:
         self.sampler.push(frame)
@@ -293,7 +302,7 @@ class Session:
         self.result.ticks += 1
         self.result.skipped += 1
         self._last_t = max(self._last_t, t)
-        self._publish(Tick(t, pixels, self.bus.emit(t, "skipped", reason=reason, **extra)))
+        self._publish(Tick(t, pixels, self.bus.publish(t, Skipped(reason=reason), **extra)))
 
     def _publish(self, tick: Tick) -> None:
         for listener in list(self.tick_listeners):
@@ -314,7 +323,7 @@ class Session:
         for src, text in arrived:
             if self.queries.submit(text, t):
                 changed = self.queries.standing
-                self.bus.emit(t, "query", text=self.queries.standing, source=src)
+                self.bus.publish(t, QueryReceived(text=self.queries.standing, source=src))
         return changed
 
     def _tick(self, t: int, sampled: SampledFrame | None) -> None:
@@ -345,7 +354,7 @@ class Session:
         except ModelLoadError:
             raise
         except BackendError as exc:
-            self.bus.emit(t, "error", where="backend", message=str(exc))
+            self.bus.publish(t, ErrorRaised(where="backend", message=str(exc)))
             return self._skip(t, "backend_error")
         stats = self.backend.stats()
         total_ms = (time.perf_counter() - t_start) * 1000
@@ -353,20 +362,16 @@ class Session:
         self.result.decisions += 1
         self.result.responses += decision.action != "silence"
         self._last_t = max(self._last_t, t)
-        fields = dict(
+        record = self.bus.publish(t, DecisionMade(
             action=decision.action, text=decision.text,
             latency_ms={"capture": round(capture_ms, 2), "prefill": round((t1 - t0) * 1000, 2),
                         "decide": round((t2 - t1) * 1000, 2), "total": round(total_ms, 2)},
             tokens={"context": stats.tokens_context, "new": stats.tokens_new},
             kv_bytes={"fast": stats.kv_bytes_fast, "offload": stats.kv_bytes_offload},
-        )
-        if decision.action == "delegate":
-            fields["delegate_query"] = decision.delegate_query
-        if decision.reason:
-            fields["suppressed"] = decision.reason
-        if sampled is not None:
-            fields["change"] = round(sampled.change, 4)
-        record = self.bus.emit(t, "decision", **fields)
+            delegate_query=decision.delegate_query if decision.action == "delegate" else None,
+            suppressed=decision.reason or None,
+            change=round(sampled.change, 4) if sampled is not None else None,
+        ))
         if decision.action != "silence":
             self.queries.record_response(t, decision.text)
         pixels = sampled.pixels if sampled is not None else None
@@ -385,5 +390,5 @@ class Session:
         )
 
     def _on_summary(self, kind: str, text: str, start_t: int, end_t: int, latency_s: float) -> None:
-        self.bus.emit(max(self._last_t, 0), "summary", kind=kind, summary=text, start_t=start_t, end_t=end_t,
-                      latency_ms=round(latency_s * 1000, 1))
+        self.bus.publish(max(self._last_t, 0), Summary(kind=kind, summary=text, start_t=start_t, end_t=end_t,
+                                                       latency_ms=round(latency_s * 1000, 1)))

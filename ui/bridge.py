@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
+from engine.events import EventType
+
 Handler = Callable[[dict], None]
 DELTA = "_delta"  # a pseudo-event carrying the text streamed so far for tick t
 
@@ -51,7 +53,7 @@ class EventPump(QObject):
             if ev.get("type") == DELTA:
                 last_delta = ev  # only the newest partial text matters
                 continue
-            if last_delta is not None and ev.get("type") == "decision":
+            if last_delta is not None and ev.get("type") == EventType.DECISION:
                 last_delta = None  # the decision supersedes its own stream
             self._handler(ev)
             n += 1

@@ -7,6 +7,7 @@ from collections import deque
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from app.facade import human
+from engine.events import EventType
 from ui.timeline import hms
 
 
@@ -25,7 +26,7 @@ class MemoryPanel(QWidget):
         self.counts = {"mid": 0, "long": 0}
 
     def add_event(self, ev: dict) -> None:
-        if ev.get("type") != "summary":
+        if ev.get("type") != EventType.SUMMARY:
             return
         kind = str(ev.get("kind", "mid"))
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -72,13 +73,13 @@ class MetricsBar(QWidget):
 
     def add_event(self, ev: dict) -> None:
         typ = ev.get("type")
-        if typ == "decision":
+        if typ == EventType.DECISION:
             self.decisions += 1
             self.latencies.append(float((ev.get("latency_ms") or {}).get("total", 0.0)))
             self.context_tokens = int((ev.get("tokens") or {}).get("context", 0))
             kv = ev.get("kv_bytes") or {}
             self.kv_fast, self.kv_offload = int(kv.get("fast", 0)), int(kv.get("offload", 0))
-        elif typ == "skipped":
+        elif typ == EventType.SKIPPED:
             self.skipped += 1
 
     def p50_p95(self) -> tuple[float, float]:

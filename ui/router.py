@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.events import PER_SECOND, EventType
 from ui.banner import Banner
 from ui.panels import MemoryPanel, MetricsBar
 from ui.timeline import TimelineWidget, hms
 from ui.transcript import TranscriptView
 
-TIMELINE_TYPES = frozenset({"decision", "skipped", "delegate_result", "delegate_error"})
-PER_SECOND_TYPES = frozenset({"decision", "skipped"})
+TIMELINE_TYPES = frozenset({EventType.DECISION, EventType.SKIPPED, EventType.DELEGATE_RESULT, EventType.DELEGATE_ERROR})
 
 
 @dataclass
@@ -43,13 +43,13 @@ class EventRouter:
             self.events.append(ev)
         if typ in TIMELINE_TYPES:
             self.v.timeline.add_event(ev)
-        if typ in PER_SECOND_TYPES:
+        if typ in PER_SECOND:
             self.v.metrics.add_event(ev)
-        if typ == "summary":
+        if typ == EventType.SUMMARY:
             self.v.memory.add_event(ev)
-        if typ == "session_started":
+        if typ == EventType.SESSION_STARTED:
             self.session_id = ev.get("session", "")
-        if typ == "error":
+        if typ == EventType.ERROR:
             self.v.banner.show_message("error", f"{ev.get('where', 'engine')} error at {hms(ev.get('t', 0))}: "
                                                 f"{ev.get('message', '')}", [("Settings…", self.on_error_action)])
         self.v.transcript.add_event(ev)

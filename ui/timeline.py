@@ -16,6 +16,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from engine.events import EventType
+
 # codes are priorities: a zoomed-out cell shows the max code of the seconds it covers
 NONE, SILENT, SKIPPED, RESPOND, DELEGATE = 0, 1, 2, 3, 4
 ACTION_CODE = {"silence": SILENT, "response": RESPOND, "delegate": DELEGATE}
@@ -124,20 +126,20 @@ class TimelineWidget(QWidget):
     def add_event(self, ev: dict) -> None:
         typ = ev.get("type")
         t = int(float(ev.get("t", 0)))
-        if typ == "decision":
+        if typ == EventType.DECISION:
             code = ACTION_CODE.get(ev.get("action", ""), SILENT)
             self._info[t] = (code, ev.get("text", ""), ev.get("latency_ms") or {})
             self.set_cell(t, code)
             if code == DELEGATE:
                 self.spans.append([t, None, ev.get("delegate_query", ""), "running"])
-        elif typ == "skipped":
+        elif typ == EventType.SKIPPED:
             self._info[t] = (SKIPPED, ev.get("reason", ""), {})
             self.set_cell(t, SKIPPED)
-        elif typ in ("delegate_result", "delegate_error"):
+        elif typ in (EventType.DELEGATE_RESULT, EventType.DELEGATE_ERROR):
             for span in self.spans:
                 if span[1] is None:
                     span[1] = t
-                    span[3] = "done" if typ == "delegate_result" else "error"
+                    span[3] = "done" if typ == EventType.DELEGATE_RESULT else EventType.ERROR
                     break
             self.update()
 

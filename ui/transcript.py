@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
+from engine.events import EventType
 from ui.timeline import hms
 
 T_ROLE = Qt.ItemDataRole.UserRole
@@ -74,7 +75,7 @@ class TranscriptView(QWidget):
             else:
                 self._live.setText(f"{hms(t)}  …  {text}")
             return
-        if typ == "decision":
+        if typ == EventType.DECISION:
             self._drop_live()
             action = ev.get("action")
             if action == "response" and ev.get("text"):
@@ -83,20 +84,20 @@ class TranscriptView(QWidget):
                 item = self._add(t, "delegate", f"{ev.get('text', '')}  — asked the brain: "
                                                 f"{ev.get('delegate_query', '')}  [running]")
                 self._delegates.append(item)
-        elif typ == "query":
+        elif typ == EventType.QUERY:
             self._add(t, "query", ev.get("text", ""))
-        elif typ == "utterance":
+        elif typ == EventType.UTTERANCE:
             self._add(t, "utterance", ev.get("text", ""))
-        elif typ in ("delegate_result", "delegate_error"):
-            ok = typ == "delegate_result"
+        elif typ in (EventType.DELEGATE_RESULT, EventType.DELEGATE_ERROR):
+            ok = typ == EventType.DELEGATE_RESULT
             if self._delegates:
                 item = self._delegates.pop(0)
                 item.setText(item.text().replace("[running]", "[done]" if ok else "[failed]"))
             body = ev.get("result") if ok else ev.get("message", ev.get("error", ""))
             self._add(t, "delegate_result" if ok else "error", str(body))
-        elif typ == "summary":
+        elif typ == EventType.SUMMARY:
             self._add(t, "summary", f"({ev.get('kind', '')}) {ev.get('summary', '')}")
-        elif typ == "error":
+        elif typ == EventType.ERROR:
             self._add(t, "error", ev.get("message", ""))
         self.count_label.setText(f"{self.list.count()} entries")
 
