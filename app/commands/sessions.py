@@ -1,9 +1,11 @@
 """``presence sessions`` and ``presence ask SESSION "what happened around 10:32?"``.
 
 Sessions are found in the per-session SQLite stores under the data dir (or ``--store FILE``).
-``ask`` retrieves events around a time mentioned in the question (``10:32``, ``632s``, ``at 5
-minutes``) plus full-text matches, and answers through the configured brain (``[brain] kind``;
-the local SmolLM2 brain when none is configured). Retrieved text reaches the brain quoted.
+``ask`` answers only from the store: the events that match the question's words, or lie around a
+time it names (``10:32``, ``632s``, ``at 5 minutes``), quoted with their times (engine/recall.py);
+"Nothing like that was seen in this session." when none do. A small local model is never asked to
+write the answer (it invents); with ``[brain] kind = "openai"`` (a capable model) its one-paragraph
+answer from the retrieved events comes first, cleaned of markup, and the quoted events follow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from engine import recall
 from engine.log import SqliteStore
 
 
@@ -111,35 +114,58 @@ def cmd_sessions(args) -> int:
     return 0
 
 
-def cmd_ask(args) -> int:
+def _open_session(store: str | None, prefix: str) -> tuple[SqliteStore, str] | None:
+    for path in _stores(store):
+        db = SqliteStore(path)
+        found = next((s["session"] for s in db.sessions() if s["session"].startswith(prefix)), None)
+        if found is not None:
+            return db, found
+        db.close()
+    return None
+
+
+def _brain_answer(args, question: str, context: str) -> str:
+    """A capable configured brain's answer (``[brain] kind = "openai"``), markup removed; '' otherwise."""
     from app.brains import build_brain
-    from app.config import ConfigError, load_settings
+    from app.config import load_settings
+
+    settings = load_settings(args.config)
+    if settings.brain.kind != "openai":
+        return ""  # the local SmolLM2 and test brains would invent: the quoted events are the answer
+    brain = build_brain(settings.brain)
+    text = brain.ask(question + "\nAnswer only from the recorded events; say so if they do not tell.", context,
+                     None, settings.brain.timeout_s)
+    lines = [ln for ln in recall.clean(text).splitlines() if not re.search(r"untrusted|delegated question", ln, re.I)]
+    return " ".join(lines).strip()
+
+
+def cmd_ask(args) -> int:
+    from app.config import ConfigError
     from engine.brain import BrainError
 
-    matches = []
-    for path in _stores(args.store):
-        db = SqliteStore(path)
-        if any(s["session"] == args.session or s["session"].startswith(args.session) for s in db.sessions()):
-            matches.append((db, next(s["session"] for s in db.sessions() if s["session"].startswith(args.session))))
-        else:
-            db.close()
-    if not matches:
+    opened = _open_session(args.store, args.session)
+    if opened is None:
         sys.stderr.write(f"presence: error: no session {args.session!r} (see `presence sessions`)\n")
         return 2
-    db, session = matches[0]
-    context = "\n".join(describe(e) for e in retrieve(db, session, args.question))
+    db, session = opened
+    events = db.events(session)
+    started = next((s["started_wall"] for s in db.sessions() if s["session"] == session), None)
+    at = resolve_time(args.question, started, max((e["t"] for e in events), default=0.0))
     if args.show_context:
-        print(context or "(nothing retrieved)")
+        print("\n".join(describe(e) for e in retrieve(db, session, args.question)) or "(nothing retrieved)")
+    found = recall.find(args.question, events, at)
+    if not found:
+        print(recall.NOTHING)
+        return 0
+    context = "\n".join(f"[{recall.stamp(m.t)}] {recall.KINDS[m.kind]}: {m.text}" for m in found)
     try:
-        settings = load_settings(args.config)
-        if not settings.brain.kind:
-            settings.brain.kind = "llamacpp"  # offline default
-        brain = build_brain(settings.brain)
-        answer = brain.ask(args.question, context or "(no matching events)", None, settings.brain.timeout_s)
+        said = _brain_answer(args, args.question, context)
     except (BrainError, ConfigError) as exc:
-        sys.stderr.write(f"presence: error: {exc}\n")
-        return 4
-    print(answer.strip())
+        sys.stderr.write(f"presence: warning: the brain could not answer ({exc}); the recorded events follow\n")
+        said = ""
+    if said:
+        print(said)
+    print(recall.answer(args.question, events, at))
     return 0
 
 

@@ -67,13 +67,28 @@ def test_sessions_lists_and_ask_unknown_session(tmp_path):
     assert r.returncode == 2 and "no session 'nosuch'" in r.stderr
 
 
-@pytest.mark.slow
-def test_ask_answers_through_the_local_brain(tmp_path):
-    pytest.importorskip("llama_cpp")
+def test_ask_answers_only_from_the_store_with_times_and_quotes(tmp_path):
     make_store(tmp_path / "s.sqlite")
-    r = run("ask", "20261124", "what happened around 10:32?", "--store", str(tmp_path / "s.sqlite"),
-            "--show-context")
+    r = run("ask", "20261124", "when was the SALE banner?", "--store", str(tmp_path / "s.sqlite"))
     assert r.returncode == 0, r.stderr
-    context, _, answer = r.stdout.partition("\n")
-    assert "[10:32] response: The checkout button turned green." in context
-    assert answer.strip()  # SmolLM2's words
+    assert "[01:40] Presence said: “A red banner says SALE.”" in r.stdout
+    assert "checkout" not in r.stdout and "<" not in r.stdout  # only the matching event; no tag
+    r = run("ask", "20261124", "did a cat walk in?", "--store", str(tmp_path / "s.sqlite"))
+    assert r.returncode == 0 and r.stdout.strip() == "Nothing like that was seen in this session."
+
+
+def test_recall_by_words_time_and_absence(tmp_path):
+    from engine import recall
+
+    make_store(tmp_path / "s.sqlite")
+    db = SqliteStore(tmp_path / "s.sqlite")
+    events = db.events("20261124-101500-abc123")
+    near = recall.answer("what happened around 10:32?", events, at=632)
+    assert near.splitlines()[1:] == ["[10:32] Presence said: “The checkout button turned green.”"]
+    shoes = recall.answer("were shoes browsed?", events)
+    assert "[05:00] Summary: “Seconds 200-400: the user browsed shoes.”" in shoes
+    for absent in ("did a cat appear?", "what was the wifi password?", "when did the screen turn blue?"):
+        assert recall.answer(absent, events) == recall.NOTHING, absent
+    # a stored line carrying markup is quoted without it: no tag ever reaches the answer
+    tagged = [{"type": "decision", "action": "response", "t": 5, "text": "<untrusted>Door opened</untrusted>"}]
+    assert recall.answer("when was the door opened?", tagged) == "From the session record:\n[00:05] Presence said: “Door opened”"
