@@ -275,3 +275,41 @@ def test_a_recorded_session_reopens_with_the_same_timeline_and_transcript(qtbot,
         assert "read-only" in other.status.currentMessage()
         paths = other.dialogs.export_to(tmp_path / f"export-{path.suffix[1:]}")
         assert paths["srt"].read_text().count(" --> ") == len(live_said)
+
+
+class FakeMicrophone:
+    """FAKE ASR: no microphone can exist here; it records push-to-talk and reports a fixed level."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def press(self):
+        self.calls.append("press")
+
+    def release(self):
+        self.calls.append("release")
+
+    def level(self):
+        return -30.0
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_push_to_talk_key_and_button_and_the_mic_level(qtbot, settings):
+    from PySide6.QtCore import Qt
+
+    win = make_window(qtbot, settings)
+    assert win.start(RunOptions(duration=60))  # real clock: the session is still running below
+    qtbot.waitUntil(lambda: win.controller.runner.voice is not None, timeout=15000)
+    mic = FakeMicrophone()
+    win.controller.runner.voice.asr = mic
+    qtbot.keyPress(win, Qt.Key.Key_F9)
+    qtbot.keyRelease(win, Qt.Key.Key_F9)
+    qtbot.mousePress(win.toolbar.ptt, Qt.MouseButton.LeftButton)
+    qtbot.mouseRelease(win.toolbar.ptt, Qt.MouseButton.LeftButton)
+    assert mic.calls == ["press", "release", "press", "release"]
+    qtbot.waitUntil(lambda: "🎙 -30 dB" in win.voice_label.text(), timeout=3000)
+    win.stop()
+    qtbot.waitUntil(lambda: not win.controller.running, timeout=15000)
+    assert mic.calls[-1] == "close"  # the session's end closes the microphone
