@@ -35,7 +35,8 @@ def to_pixmap(rgb: np.ndarray, max_w: int = 0) -> QPixmap:
 
 
 def screen_choices(with_thumbnails: bool = True) -> list[SourceChoice]:
-    from plugins.capture.screen import ScreenSource  # imports mss lazily; is_available says when it is missing
+    # mss is imported lazily by the plugin: is_available() says when it is missing
+    from plugins.capture.screen import ScreenSource
 
     ok, _hint = ScreenSource.is_available()
     if not ok or capture_guidance() and sys.platform != "darwin":
