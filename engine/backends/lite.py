@@ -217,7 +217,8 @@ class LiteBackend(Backend):
         self._thumb = thumb
         self._height = pixels.shape[0]
         self._new_text = False
-        if self.plan.kind in _NO_OCR_PLANS or self._changed(self._ocr_thumb, thumb) < self.options.change_threshold:
+        kinds = [x.kind for x in self.plan.parts] or [self.plan.kind]
+        if all(k in _NO_OCR_PLANS for k in kinds) or self._changed(self._ocr_thumb, thumb) < self.options.change_threshold:
             return
         self._ocr_thumb = thumb
         lines = self._ocr(pixels, thumb)
@@ -310,6 +311,22 @@ class LiteBackend(Backend):
         return None
 
     def _trigger(self, turn: Turn) -> Event | None:
+        if self.plan.kind != "any":
+            return self._trigger_one(turn)
+        # several asks in one instruction: each clause keeps its own state; the first that fires speaks
+        whole, outer = self.plan, self._state
+        states = outer.setdefault("parts", [{"asked": False} for _ in whole.parts])
+        event = None
+        try:
+            for part, st in zip(whole.parts, states, strict=True):
+                self.plan, self._state = part, st
+                fired = self._trigger_one(turn)  # every clause sees every tick (baselines, timers)
+                event = event or fired
+        finally:
+            self.plan, self._state = whole, outer
+        return event
+
+    def _trigger_one(self, turn: Turn) -> Event | None:
         p, st, t = self.plan, self._state, turn.t
         screen = glossary.fold(self.screen_text)
         if p.kind in _VIEW_PLANS and (p.kind != "change" or p.subject in instructions.VIEWS):

@@ -11,6 +11,8 @@
     "Summarize each slide."                                     → summarize(subject="slide")
     "Narrate what happens." / "Commentate the match…"           → narrate (speak when the view changes)
     "How much is the Coffee Mug?"                               → ask(words=[coffee, mug], price=True)
+    "Tell me when the price drops or it sells out."             → any([change(price), watch(sold out)])
+    "I'm following a talk. Tell me when the slide changes."     → change(slide) (a preamble sentence is context)
     anything else ("order me a pizza")                          → unknown (the user is told what works)
 
 Every rule matches a whole intent, never a guess: an instruction no rule reads is ``unknown`` rather
@@ -47,7 +49,7 @@ _COUNT = re.compile(r"\bthere\s+are\s+" + _NUM + r"\b|\b" + _NUM
                     + r"\s+(?:items?|objects?|things)\b(?!.*\b(?:reach|hit)\w*\b)", re.I)
 _REACH = re.compile(r"\b" + _WHEN + r"\s+(?:the\s+)?(?P<subj>[\w .'-]*?)\s*\b(?P<verb>reach(?:es)?|hits?|gets?\s+to|"
                     r"goes\s+(?:above|over|past|below|under)|rises\s+(?:above|over|past)|exceeds?|passes|"
-                    r"(?:drops?|falls?|goes|dips?)\s+(?:below|under)|is\s+(?:above|over|below|under))\s+"
+                    r"(?:drops?|falls?|dips?)\s+(?:below|under|to)|goes\s+(?:below|under)|is\s+(?:above|over|below|under))\s+"
                     r"[$€£]?\s?(?P<n>\d+(?:[.,]\d+)?)\s*%?", re.I)
 _TRANSLATE = re.compile(r"\btranslat|\bin\s+english\b|\bthe\s+english\s+for\b", re.I)
 _SUMMARY = re.compile(r"\b(summar(?:y|ies|ize|ise|izing|ising)|sum\s+up|recap|gist|tl;?dr)\b"
@@ -56,7 +58,8 @@ _VIEW = r"(" + "|".join(VIEWS) + r")s?"
 _NEW_VIEW = re.compile(r"\b(?:each|every|any|a|the\s+next|another)\s+new\s+" + _VIEW + r"\b|\bnew\s+" + _VIEW
                        + r"(?:'s)?\s+title\b|\btitle\s+of\s+(?:each|every)\s+(?:new\s+)?" + _VIEW + r"\b", re.I)
 _CHANGES = re.compile(r"\b" + _WHEN + r"?\s*(?:the\s+|a\s+|an\s+)?(?P<subj>[\w' ]{1,40}?)\s+(?:changes|changed|"
-                      r"has\s+changed|is\s+changed|switches|switched|moves\s+on|advances|flips|updates|is\s+updated)\b",
+                      r"has\s+changed|is\s+changed|switches|switched|moves\s+on|advances|flips|updates|is\s+updated|"
+                      r"(?:drops|falls|rises|goes\s+(?:up|down)|increases|decreases)\b(?!\s+(?:below|under|above|over|to)\b))\b",
                       re.I)
 _NARRATE = re.compile(r"\b(narrat\w*|commentat\w*|commentary|describe|play[- ]by[- ]play|talk\s+me\s+through|"
                       r"walk\s+me\s+through|keep\s+me\s+(?:posted|updated|informed|in\s+the\s+loop)|"
@@ -97,7 +100,7 @@ def content_words(text: str) -> list[str]:
 
 @dataclass
 class Plan:
-    kind: str  # timer | count | reach | translate | appear | watch | change | narrate | summarize | ask | unknown | none
+    kind: str  # timer | count | reach | translate | appear | watch | change | narrate | summarize | ask | any | unknown | none
     query: str = ""
     seconds: int = 0
     target: int = 0
@@ -106,6 +109,7 @@ class Plan:
     words: list[str] = field(default_factory=list)
     price: bool = False
     below: bool = False  # reach: fire when the number drops below ``target`` (else: reaches or passes it)
+    parts: list[Plan] = field(default_factory=list)  # any: each clause's plan; whichever fires speaks
 
 
 def _seconds(num: str, unit: str, extra: str | None = None) -> int:
@@ -141,7 +145,7 @@ def _watch(q: str) -> Plan | None:
     m = _WATCH.search(q)
     if not m:
         return None
-    cond = m.group("cond").strip()
+    cond = re.sub(r"\b(?:sells|sell|runs|run)\s+out\b(?:\s+of\s+stock)?", "is sold out", m.group("cond").strip(), flags=re.I)
     if _FAIL.search(cond):
         return Plan("watch", q, phrase="fail")
     p = _PHRASE.search(cond) or _SAYS.search(cond)
@@ -164,10 +168,37 @@ def _watch(q: str) -> Plan | None:
     return None
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'])")
+_LEAD = re.compile(r"^(?P<lead>.*?\b" + _TELL + r"\s+(?:me\s+)?" + _WHEN + r")\s+(?P<rest>.+)$", re.I)
+_JOIN = re.compile(r"\s*,\s*(?:(?:or|and)\s+)?(?:" + _WHEN + r"\s+)?|\s+(?:or|and)\s+(?:" + _WHEN + r"\s+)?", re.I)
+
+
 def parse(query: str) -> Plan:
+    """The plan for an instruction: its sentences that say what to do (a preamble is context), and in
+    a sentence every clause joined by "or"/"and"/commas — one clause lite cannot follow makes it unknown."""
     q = " ".join((query or "").split()).replace("’", "'")
     if not q:
         return Plan("none")
+    plans = [p for p in (_sentence(s) for s in _SENTENCE.split(q)) if p.kind != "unknown"]
+    if not plans:
+        return Plan("unknown", q)
+    if len(plans) == 1:
+        return plans[0]
+    return Plan("any", q, parts=[x for p in plans for x in (p.parts or [p])])
+
+
+def _sentence(q: str) -> Plan:
+    m = _LEAD.match(q)
+    clauses = [c for c in _JOIN.split(m.group("rest").rstrip(".!?")) if c.strip()] if m else []
+    if len(clauses) < 2:
+        return _clause(q)
+    parts = [_clause(f"{m.group('lead')} {c.strip()}") for c in clauses]
+    if any(p.kind == "unknown" for p in parts):
+        return Plan("unknown", q)  # half an instruction is not followed silently: the user is told
+    return Plan("any", q, parts=parts)
+
+
+def _clause(q: str) -> Plan:
     seconds = _timer(q)
     if seconds > 0:
         return Plan("timer", q, seconds=seconds)
@@ -178,7 +209,7 @@ def parse(query: str) -> Plan:
         return Plan("count", q, target=parse_number(m.group(1) or m.group(2)))
     m = _REACH.search(q)
     if m:
-        below = bool(re.search(r"below|under", m.group("verb"), re.I))
+        below = bool(re.search(r"below|under|drop|fall|dip", m.group("verb"), re.I))
         return Plan("reach", q, subject=_subject(m.group("subj")), target=int(float(m.group("n").replace(",", "."))),
                     below=below)
     if _TRANSLATE.search(q):

@@ -22,7 +22,7 @@ def test_table_is_large_and_well_formed():
     for c in CASES:
         assert set(c["plan"]) <= fields, c
         assert c["plan"]["kind"] in ("timer", "count", "reach", "translate", "appear", "watch", "change", "narrate",
-                                     "summarize", "ask", "unknown")
+                                     "summarize", "ask", "any", "unknown")
 
 
 def test_at_least_90_percent_read_right_and_every_miss_is_unknown():

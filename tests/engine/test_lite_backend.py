@@ -159,6 +159,13 @@ def test_talk_settings_govern_how_often_presence_speaks(tmp_path):
 
 
 @needs_ocr
+def test_each_clause_of_a_compound_instruction_fires(tmp_path):
+    video, d = _slides(tmp_path)  # Volcanoes, Glaciers, Gravity (at 10 s), Comets
+    replies = _run(video, d, "I'm testing. Tell me when the word GRAVITY appears or 15 seconds have passed.")
+    assert [t for t, _ in replies] == [10, 15] and "gravity" in replies[0][1].lower() and "15" in replies[1][1]
+
+
+@needs_ocr
 def test_an_instruction_lite_cannot_follow_says_so_at_once(tmp_path):
     video, d = _slides(tmp_path, n=2)
     (reply,) = _run(video, d, "order me a pizza")
