@@ -6,7 +6,8 @@ session actually made (every non-silent decision, with its tick):
 - **SW-F1** (Streaming-Eval): per expected response with answer window W, TP = a reply inside W
   that contains the key words (each reply serves one window), FN = no such reply; FP = every reply
   outside all windows. ``SW-F1 = w_TP·TP / (w_TP·TP + w_FP·FP + w_FN·FN)``, w_TP = w_FN = 2,
-  w_FP = 0.2. Replies inside a window that do not match are neither TP nor FP (as published).
+  w_FP = 0.2. Replies inside a window that do not match are neither TP nor FP (as published). An
+  expected item marked ``delegate`` is matched only by a reply that delegated.
 - **PO hit rate** (StreamingBench proactive output): the model is polled from the query time (or
   just after the previous item's tolerance) to t*+4; its first reply there is its output time, a hit
   when ``|t_out − t*| ≤ 2``. Timing only, as in the benchmark (the content is fixed by the prompt).
@@ -45,6 +46,7 @@ DUPLICATE_SIMILARITY = 0.9
 class Reply:
     t: int
     text: str
+    delegate: bool = False  # the decision handed a question to the brain
 
 
 def _norm(s: str) -> str:
@@ -59,7 +61,7 @@ def keywords_match(text: str, keywords: list[str]) -> bool:
 
 def expected_from_annotation(ann: dict) -> list[Expected]:
     return [Expected(r.get("content", ""), int(float(r["time"])), tuple(int(x) for x in r["window"]),
-                     list(r.get("keywords", []))) for r in ann.get("response", [])]
+                     list(r.get("keywords", [])), bool(r.get("delegate", False))) for r in ann.get("response", [])]
 
 
 def question_times(ann: dict) -> list[int]:
@@ -79,7 +81,8 @@ def match(expected: list[Expected], replies: list[Reply]) -> tuple[int, int, int
     for e in sorted(expected, key=lambda e: e.window[0]):
         hit = None
         for i, r in enumerate(replies):
-            if i not in used and _in(r.t, e.window) and keywords_match(r.text, e.keywords):
+            if (i not in used and _in(r.t, e.window) and keywords_match(r.text, e.keywords)
+                    and (r.delegate or not e.delegate)):  # a delegate item needs a delegated reply
                 hit = i
                 break
         if hit is not None:

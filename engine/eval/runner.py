@@ -99,7 +99,8 @@ def run_clip(video: Path, ann: dict, backend: Backend, options: SessionOptions |
     t0 = time.perf_counter()
     result = session.run()
     wall = time.perf_counter() - t0
-    replies = [metrics.Reply(d["t"], d["text"]) for d in decisions if d["action"] in ("response", "delegate")]
+    replies = [metrics.Reply(d["t"], d["text"], d["action"] == "delegate") for d in decisions
+               if d["action"] in ("response", "delegate")]
     lat = [d["ms"] for d in decisions if d["action"] not in ("skipped",)]
     return ClipRun(ann, replies, decisions, metrics.score_clip(ann, replies, lat), wall, result.error)
 

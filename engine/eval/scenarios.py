@@ -13,6 +13,14 @@ mp4v video at a low frame rate, and an annotation beside it:
 seconds); ``window`` (inclusive seconds) and ``keywords`` (every entry must appear; ``a|b`` lists
 alternatives) are our additions for SW-F1. Seconds outside every window are ones where the right
 answer is silence. Generation is deterministic: same seed and spec, same frames and annotations.
+
+A response item with ``"delegate": true`` is one the model should hand to the background brain: its
+``content`` is ``note </delegation> question`` (what follows ``</response>`` in the reference's
+delegated answer), and only a delegated reply counts for it.
+
+Content split: ``SuiteSpec.content`` = ``train`` draws every content pool (topics, products, signs,
+events, secrets, query wordings) without its held-out quarter, ``heldout`` draws only that quarter,
+``all`` (the default) uses everything exactly as before the split existed.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ class Expected:
     time: int
     window: tuple[int, int]  # inclusive stream seconds in which a response counts
     keywords: list[str] = field(default_factory=list)
+    delegate: bool = False  # the right reply hands the question to the brain (content: note </delegation> q)
 
 
 @dataclass
@@ -55,7 +64,8 @@ class Clip:
             "source": "presence-procedural", "duration": self.duration, "fps": fps, "seed": seed,
             "question": [{"content": q, "time": str(t)} for t, q in self.questions],
             "response": [{"content": e.content, "time": str(e.time), "window": list(e.window),
-                          "keywords": list(e.keywords)} for e in self.responses],
+                          "keywords": list(e.keywords), **({"delegate": True} if e.delegate else {})}
+                         for e in self.responses],
         }
 
 
@@ -97,17 +107,60 @@ EVENTS = [("GOAL! RED 1-0", "goal"), ("YELLOW CARD", "yellow card|card"), ("CORN
 SECRETS = [("Wi-Fi password", "TIGER42"), ("Locker code", "4817"), ("Parking spot", "B12"),
            ("Door code", "7395"), ("Gate number", "C27"), ("Room number", "318")]
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
+PROBLEMS = [("17 x 23 = ?", "What is 17 times 23?"), ("sqrt(2401) = ?", "What is the square root of 2401?"),
+            ("2^13 = ?", "What is 2 to the power 13?"), ("19 x 37 = ?", "What is 19 times 37?"),
+            ("999 / 27 = ?", "What is 999 divided by 27?"), ("13! / 11! = ?", "What is 13 factorial over 11 factorial?"),
+            ("48 x 52 = ?", "What is 48 times 52?"), ("7^4 = ?", "What is 7 to the power 4?")]
+DELEGATE_NOTES = ["Let me check that.", "One moment, I will work that out.", "Let me hand that to the solver.",
+                  "I will ask for help with that."]
+# Query wordings per family: index 0 is the wording every suite used before the content split.
+WORDINGS = {
+    "lecture": ["Tell me the title of each new slide.", "Say the title whenever a new slide appears.",
+                "Announce each new slide's title.", "Let me know the title of every new slide."],
+    "monitoring": ["Alert me when someone comes to the door.", "Tell me if anybody shows up at the door.",
+                   "Let me know when a visitor arrives.", "Warn me when a person appears at the door."],
+    "counting": ["Tell me when there are {n} items on the table.", "Let me know once {n} items are on the table.",
+                 "Say when the table holds {n} items.", "Tell me as soon as I can see {n} items on the table."],
+    "translation": ["Translate any sign that appears into English.", "Tell me what each sign means in English.",
+                    "Give me the English for every sign you see.", "When a sign appears, translate it for me."],
+    "commentary": ["Commentate the match as it happens.", "Call out what happens in the match.",
+                   "Give me live commentary on the game.", "Tell me about every event in the match."],
+    "delegation": ["If a hard problem appears, hand it to the solver.", "Send any difficult sum on screen to the solver.",
+                   "Pass hard calculations you see to the background solver.",
+                   "When a tricky problem shows up, delegate it."],
+}
+
+HELDOUT_EVERY = 4  # items 3, 7, 11, … of every pool (a quarter) never appear in ``train`` suites
+CONTENT_SPLITS = ("all", "train", "heldout")
+_split = "all"  # set by generate_clip for the duration of one clip
+
+
+def pool(items: list) -> list:
+    """The part of a content pool the current split may use."""
+    if _split == "all":
+        return items
+    held = [x for i, x in enumerate(items) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1]
+    return held if _split == "heldout" else [x for x in items if x not in held]
+
+
+def wording(rng: random.Random, family: str, **kw) -> str:
+    """The family's query text: the original wording for ``all`` (no draw, so old suites are
+    unchanged), else one drawn from the split's share of the wordings."""
+    choices = WORDINGS[family] if _split == "all" else pool(WORDINGS[family])
+    text = choices[0] if _split == "all" else rng.choice(choices)
+    return text.format(**kw)
 
 
 def _slides_background(rng: random.Random, c: _Cache, screens: list, start: int, end: int,
                        size: Size, lo: int = 10, hi: int = 20) -> list[tuple[int, str]]:
     """Fill [start, end) with slides held lo–hi s each; returns (start second, title) per slide."""
     out, t = [], start
-    order = list(range(len(TOPICS)))
+    topics = pool(TOPICS)
+    order = list(range(len(topics)))
     rng.shuffle(order)
     i = 0
     while t < end:
-        title, bullets = TOPICS[order[i % len(order)]]
+        title, bullets = topics[order[i % len(order)]]
         hold = rng.randint(lo, hi)
         _hold(screens, c.get(render.slide, title, tuple(bullets), size=size), t, min(end, t + hold))
         out.append((t, title))
@@ -119,7 +172,7 @@ def _slides_background(rng: random.Random, c: _Cache, screens: list, start: int,
 def lecture(rng: random.Random, d: int, size: Size) -> Clip:
     c, screens = _Cache(), [None] * d
     slides = _slides_background(rng, c, screens, 0, d, size)
-    clip = Clip("", "lecture", d, screens, [(0, "Tell me the title of each new slide.")])
+    clip = Clip("", "lecture", d, screens, [(0, wording(rng, "lecture"))])
     for t, title in slides:
         if t + 2 < d:
             clip.responses.append(Expected(f"New slide: {title}", t, (t, min(d - 1, t + 4)), [title]))
@@ -128,8 +181,12 @@ def lecture(rng: random.Random, d: int, size: Size) -> Clip:
 
 def shopping(rng: random.Random, d: int, size: Size) -> Clip:
     c, screens = _Cache(), [None] * d
-    prods = PRODUCTS[:]
+    prods = (PRODUCTS if _split == "heldout" else pool(PRODUCTS))[:]
     rng.shuffle(prods)
+    if _split == "heldout":  # the product whose price is said is held out; the others are scenery
+        held = pool(PRODUCTS)
+        k = next(i for i, p in enumerate(prods) if p in held)
+        prods[1], prods[k] = prods[k], prods[1]
     target, asked, other = prods[0], prods[1], prods[2]
     t, pages = 0, []
     while t < d:  # browse: cycle through the products, 6–10 s each
@@ -160,7 +217,7 @@ def monitoring(rng: random.Random, d: int, size: Size) -> Clip:
     screens = [c.get(render.room, False, size=size)] * d
     t = int(d * rng.uniform(0.5, 0.85))
     _hold(screens, c.get(render.room, True, size=size), t, t + 8)
-    clip = Clip("", "monitoring", d, screens, [(0, "Alert me when someone comes to the door.")])
+    clip = Clip("", "monitoring", d, screens, [(0, wording(rng, "monitoring"))])
     clip.responses.append(Expected("Someone is at the door.", t, (t, t + 3)))
     return clip
 
@@ -177,7 +234,7 @@ def counting(rng: random.Random, d: int, size: Size) -> Clip:
         times.append(t)
         t += rng.randint(4, 8)
     word = NUMBER_WORDS[target]
-    clip = Clip("", "counting", d, screens, [(0, f"Tell me when there are {word} items on the table.")])
+    clip = Clip("", "counting", d, screens, [(0, wording(rng, "counting", n=word))])
     if len(times) >= target:
         te = times[target - 1]
         clip.responses.append(Expected(f"There are {word} items now.", te, (te, te + 3), [f"{word}|{target}"]))
@@ -200,7 +257,7 @@ def time_awareness(rng: random.Random, d: int, size: Size) -> Clip:
 
 def long_memory(rng: random.Random, d: int, size: Size) -> Clip:
     c, screens = _Cache(), [None] * d
-    label, value = rng.choice(SECRETS)
+    label, value = rng.choice(pool(SECRETS))
     value = value if rng.random() < 0.5 else value[:-1] + str(rng.randint(0, 9))
     _hold(screens, c.get(render.note, f"{label}: {value}", "Remember this", size=size), 0, 12)
     _slides_background(rng, c, screens, 12, d, size)
@@ -213,9 +270,9 @@ def long_memory(rng: random.Random, d: int, size: Size) -> Clip:
 def translation(rng: random.Random, d: int, size: Size) -> Clip:
     c = _Cache()
     screens = [c.get(render.sign, "", size=size)] * d
-    signs = SIGNS[:]
+    signs = pool(SIGNS)[:]
     rng.shuffle(signs)
-    clip = Clip("", "translation", d, screens, [(0, "Translate any sign that appears into English.")])
+    clip = Clip("", "translation", d, screens, [(0, wording(rng, "translation"))])
     t, i, last = rng.randint(3, 6), 0, ""
     while t + 6 < d and i < len(signs):
         nxt = next((j for j in range(i, len(signs)) if signs[j][1] != last), i)  # no meaning twice in a row
@@ -232,11 +289,11 @@ def commentary(rng: random.Random, d: int, size: Size) -> Clip:
     c = _Cache()
     xs = [0.5 + 0.45 * np.sin(s / 7.0 + rng.random()) for s in range(d)]
     screens = [c.get(render.pitch, round(float(x), 2), size=size) for x in xs]
-    clip = Clip("", "commentary", d, screens, [(0, "Commentate the match as it happens.")])
+    clip = Clip("", "commentary", d, screens, [(0, wording(rng, "commentary"))])
     t, order = rng.randint(8, 15), []
     while t + 5 < d:
         if not order:  # a shuffled cycle: the same event never comes twice in a row within a cycle
-            order = EVENTS[:]
+            order = pool(EVENTS)[:]
             rng.shuffle(order)
             if clip.responses and order[-1][1] == clip.responses[-1].keywords[0]:
                 order[0], order[-1] = order[-1], order[0]
@@ -261,7 +318,7 @@ def distractor(rng: random.Random, d: int, size: Size) -> Clip:
     else:
         t = 0
         while t < d:
-            p = rng.choice(PRODUCTS)
+            p = rng.choice(pool(PRODUCTS))
             hold = rng.randint(6, 12)
             _hold(screens, c.get(render.app_screen, p[0], p[1], size=size), t, t + hold)
             t += hold
@@ -269,10 +326,27 @@ def distractor(rng: random.Random, d: int, size: Size) -> Clip:
     return Clip("", "distractor", d, screens, [(0, query)])
 
 
+def delegation(rng: random.Random, d: int, size: Size) -> Clip:
+    """Hard problems appear on a note; the right reply hands each one to the background brain."""
+    c = _Cache()
+    screens = [c.get(render.note, "Working notes", "", size=size)] * d
+    problems = pool(PROBLEMS)[:]
+    rng.shuffle(problems)
+    clip = Clip("", "delegation", d, screens, [(0, wording(rng, "delegation"))])
+    t, i = rng.randint(5, 10), 0
+    while t + 8 < d:
+        shown, question = problems[i % len(problems)]
+        _hold(screens, c.get(render.note, shown, "Problem", size=size), t, t + 8)
+        note = rng.choice(pool(DELEGATE_NOTES))
+        clip.responses.append(Expected(f"{note} </delegation> {question}", t, (t, t + 4), [], delegate=True))
+        t, i = t + 8 + rng.randint(8, 16), i + 1
+    return clip
+
+
 FAMILIES: dict[str, Callable[[random.Random, int, Size], Clip]] = {
     "lecture": lecture, "shopping": shopping, "monitoring": monitoring, "counting": counting,
     "time": time_awareness, "memory": long_memory, "translation": translation,
-    "commentary": commentary, "distractor": distractor,
+    "commentary": commentary, "distractor": distractor, "delegation": delegation,
 }
 
 
@@ -291,6 +365,7 @@ class SuiteSpec:
     size: Size = (320, 240)
     fps: float = 2.0
     clips: list[ClipSpec] = field(default_factory=list)
+    content: str = "all"  # all | train | heldout (the held-out quarter of every content pool)
 
 
 DEFAULT_CLIPS = [
@@ -298,7 +373,7 @@ DEFAULT_CLIPS = [
     ClipSpec("monitoring", 1800, 1), ClipSpec("counting", 60, 2, True), ClipSpec("time", 90, 2, True),
     ClipSpec("memory", 300, 1, True), ClipSpec("memory", 600, 1), ClipSpec("translation", 75, 2, True),
     ClipSpec("commentary", 120, 1, True), ClipSpec("commentary", 300, 1), ClipSpec("distractor", 90, 2, True),
-    ClipSpec("distractor", 30, 1),
+    ClipSpec("distractor", 30, 1), ClipSpec("delegation", 90, 1, True),
 ]
 
 
@@ -319,14 +394,25 @@ def load_spec(path: str | Path) -> SuiteSpec:
         if not 30 <= int(c.get("duration", 0)) <= 3600:
             raise ValueError(f"{path}: clip duration must be 30–3600 s, got {c.get('duration')!r}")
         clips.append(ClipSpec(c["family"], int(c["duration"]), int(c.get("count", 1)), bool(c.get("quick", False))))
+    content = str(s.get("content", "all"))
+    if content not in CONTENT_SPLITS:
+        raise ValueError(f"{path}: content must be one of {', '.join(CONTENT_SPLITS)}, got {content!r}")
     return SuiteSpec(seed=int(s.get("seed", 7)), size=tuple(s.get("size", (320, 240))), fps=float(s.get("fps", 2.0)),
-                     clips=clips)
+                     clips=clips, content=content)
 
 
-def generate_clip(family: str, index: int, duration: int, seed: int, size: Size = (320, 240)) -> Clip:
-    """One clip, deterministic in (family, index, duration, seed)."""
+def generate_clip(family: str, index: int, duration: int, seed: int, size: Size = (320, 240),
+                  content: str = "all") -> Clip:
+    """One clip, deterministic in (family, index, duration, seed, content split)."""
+    global _split
+    if content not in CONTENT_SPLITS:
+        raise ValueError(f"content must be one of {', '.join(CONTENT_SPLITS)}, got {content!r}")
     rng = random.Random(zlib.crc32(f"{family}:{index}:{duration}:{seed}".encode()))
-    clip = FAMILIES[family](rng, duration, size)
+    _split = content
+    try:
+        clip = FAMILIES[family](rng, duration, size)
+    finally:
+        _split = "all"
     clip.name = f"{family}_{duration}s_{index:02d}"
     blank = np.full((size[1], size[0], 3), 128, np.uint8)
     clip.screens = [s if s is not None else blank for s in clip.screens]
@@ -359,13 +445,14 @@ def make_suite(out_dir: str | Path, spec: SuiteSpec, quick: bool = False,
         if quick and not cs.quick:
             continue
         for i in range(cs.count):
-            clip = generate_clip(cs.family, i, cs.duration, spec.seed, spec.size)
+            clip = generate_clip(cs.family, i, cs.duration, spec.seed, spec.size, spec.content)
             write_clip_video(clip, out / f"{clip.name}.mp4", spec.fps)
             (out / f"{clip.name}.json").write_text(json.dumps(clip.annotation(spec.fps, spec.seed), indent=1))
             names.append(clip.name)
             if progress:
                 progress(f"{clip.name}: {clip.duration} s, {len(clip.responses)} expected responses")
     manifest = {"seed": spec.seed, "size": list(spec.size), "fps": spec.fps, "quick": quick, "clips": names,
+                "content": spec.content,
                 "spec": [asdict(c) for c in spec.clips]}
     (out / "suite.json").write_text(json.dumps(manifest, indent=1))
     return out / "suite.json"

@@ -1,0 +1,96 @@
+"""Training sees exactly what the model sees live: ids and M-RoPE positions, token for token.
+
+The live side is the real torch backend on a real tiny model, ticking through a clip in the real
+session, generating each decision (greedy) and then committing the gold one (so the rollback to the
+common prefix runs). Its positions are read from its own ``RopeTracker`` as it computes them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.backends.base import BackendConfig  # noqa: E402
+from engine.backends.torch_loading import load_model  # noqa: E402
+from engine.backends.torch_vlm import TorchBackend  # noqa: E402
+from engine.clock import VirtualClock  # noqa: E402
+from engine.eval.clipsource import ClipSource  # noqa: E402
+from engine.session import Session, SessionOptions  # noqa: E402
+from training.dataset import read_dataset  # noqa: E402
+from training.episodes import layout_clip  # noqa: E402
+
+
+class ForcedLive(TorchBackend):
+    """The live backend, unchanged, except that the session's commit is replaced by the gold decision,
+    and every position it computes is logged (crops included)."""
+
+    def __init__(self, gold):
+        super().__init__()
+        self.gold, self.t, self.pos = gold, -1, []
+
+    def attach(self, *a, **kw):
+        super().attach(*a, **kw)
+        rope, positions, crop = self.rope, self.rope.positions, self.rope.crop
+
+        def logged_positions(ids, grid):
+            p = positions(ids, grid)
+            self.pos.append(p[:, 0, :].clone())
+            return p
+
+        def logged_crop(n):
+            crop(n)
+            if n > 0:
+                flat = torch.cat(self.pos, dim=1)[:, :-n]
+                self.pos[:] = [flat]
+
+        rope.positions, rope.crop = logged_positions, logged_crop
+
+    def start_chunk(self, prefix):
+        self.pos = []
+        super().start_chunk(prefix)
+
+    def observe(self, turn):
+        self.t = turn.t
+        super().observe(turn)
+
+    def commit(self, text):
+        super().commit(self.gold[self.t])
+
+
+def _live(model_dir, ann):
+    loaded = load_model(str(model_dir), "cpu", "float32")
+    b = ForcedLive(ann.decisions())
+    b.attach(loaded.model, loaded.processor, BackendConfig(model=str(model_dir), greedy=True), "cpu")
+    opts = SessionOptions(duration_s=float(ann.duration), max_tokens=6)  # short lines: cheap, still rolled back
+    s = Session(b, ClipSource(ann.video), clock=VirtualClock(), options=opts)
+    for q in ann.questions:
+        s.submit_query(q.content, at=float(q.t))
+    assert s.run().error is None
+    return b
+
+
+@pytest.mark.parametrize("family", ["tiny25", "tiny3"])
+def test_training_layout_equals_live_context(family, request, small_suite):
+    model_dir = request.getfixturevalue(family)
+    anns, _ = read_dataset(small_suite)
+    ann = next(a for a in anns if a.responses and any(r.delegate for r in a.responses))
+    ann.duration = 24  # a delegated answer, a query and silences within 24 s keep the test short
+    ann.responses = [r for r in ann.responses if r.t < 24]
+    assert ann.responses, "the clip must carry a decision to commit"
+    live = _live(model_dir, ann)
+    loaded = load_model(str(model_dir), "cpu", "float32")
+    (chunk,) = layout_clip(loaded.model, loaded.processor, ann)
+    train_ids = [i for s in chunk.segments for i in s.ids]
+    train_pos = torch.cat([s.positions for s in chunk.segments], dim=1)  # [3, L]
+    live_ids = live.context_ids()
+    assert train_ids == live_ids
+    held = len(live.ids)  # the live cache holds all but the last decision (queued for the next turn)
+    live_pos = torch.cat(live.pos, dim=1)
+    assert live_pos.shape[1] == held
+    assert torch.equal(train_pos[:, :held], live_pos)
+    # the decisions the labels point at are the gold texts, in the live token stream
+    tok = loaded.processor.tokenizer
+    for t, (a, b) in chunk.labels.items():
+        text = tok.decode(live_ids[a:b])
+        assert text == ann.decisions()[t] + "<|im_end|>"

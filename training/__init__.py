@@ -1,0 +1,1 @@
+"""Training the interaction model: the per-second dataset, weighted SFT, export (docs/training.md)."""
