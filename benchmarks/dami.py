@@ -65,7 +65,7 @@ def generate(model, tok, problems, lam: float, thinking_from: float = 0.5, batch
     for s in range(0, len(problems), batch):
         chunk = problems[s:s + batch]
         ids = torch.tensor([tok(p.prompt + prefill, add_special_tokens=False)["input_ids"] for p in chunk])
-        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2 * DIGITS * 10, do_sample=False,
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12 * DIGITS, do_sample=False,
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
         for p, row in zip(chunk, gen.tolist(), strict=True):
             n = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
