@@ -147,6 +147,9 @@ class Session:
         self._scheduled: list[tuple[float, str, str]] = []  # (stream time, kind, text), virtual mode
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self._pause_lock = threading.Lock()
+        self._paused_at = 0.0
+        self._paused_total = 0.0  # stream seconds a file stood still (its later frames move on by this)
         self.result = SessionResult()
         self._last_t = -1
         self._source_open = False
@@ -167,8 +170,15 @@ class Session:
             self.clock.stop()
 
     def pause(self, paused: bool = True) -> None:
-        """While paused, ticks are recorded as skipped(paused) and the backend is not called."""
-        (self._paused.set if paused else self._paused.clear)()
+        """While paused, ticks are recorded as skipped(paused), the backend is not called, and a file
+        source stops playing (it resumes where it stood)."""
+        with self._pause_lock:
+            if paused and not self._paused.is_set():
+                self._paused_at = self.clock.now()
+                self._paused.set()
+            elif not paused and self._paused.is_set():
+                self._paused_total += self.clock.now() - self._paused_at
+                self._paused.clear()
 
     def open_source(self) -> None:
         """Open the source now (idempotent), so a bad source fails before anything else starts."""
@@ -261,7 +271,14 @@ class Session:
                     if self.source.live:
                         frame = dataclasses.replace(frame, t=self.clock.now())
                     else:
-                        self.clock.sleep_until(frame.t)  # pace a file in real time
+                        while True:  # pace a file in real time; a pause (even mid-wait) holds this frame
+                            while self._paused.is_set() and not self._stop.is_set():
+                                time.sleep(0.05)
+                            self.clock.sleep_until(frame.t + self._paused_total)
+                            if not self._paused.is_set() or self._stop.is_set():
+                                break
+                        if self._paused_total:
+                            frame = dataclasses.replace(frame, t=frame.t + self._paused_total)
                     last_frame_t[0] = frame.t
                     self._accept(frame)
             except SourceError as exc:
@@ -281,6 +298,10 @@ class Session:
                     break
                 if capture_done.is_set() and last_frame_t[0] < t:
                     break
+                if self._paused.is_set():  # the frame and any instruction wait for the first tick after
+                    self._skip(t, "paused")
+                    t += 1
+                    continue
                 sampled = self.sampler.take(before=t + 1)
                 if in_flight is not None and not in_flight.done():
                     self._skip(t, "busy")

@@ -12,6 +12,7 @@ EventPump (a queue drained by a QTimer on this thread). Nothing here ever waits 
 from __future__ import annotations
 
 import threading
+from enum import StrEnum
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -38,6 +39,19 @@ from ui.timeline import TimelineWidget, hms
 from ui.toolbar import PUSH_TO_TALK_KEY, SessionToolbar
 from ui.transcript import TranscriptView
 
+
+class State(StrEnum):
+    """The window's view of the session; every status line, control and banner follows it."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+    VIEWING = "viewing"  # a recorded session is shown (read-only)
+
+
 LEGEND = (("respond", "#2ecc71", "Presence spoke: a response to what it saw or to your instruction"),
           ("delegate", "#a66bd3", "A hard question handed to the background brain"),
           ("skipped", "#7d8088", "No decision that second (busy, no frame, paused or a backend error)"),
@@ -53,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Presence")
         self.resize(1280, 800)
         self.recorded: RecordedSession | None = None  # set while a past session is shown (read-only)
+        self.state = State.IDLE
         self.pump = EventPump(self.on_event, parent=self)
         self._frame_lock = threading.Lock()
         self._frame = None
@@ -146,6 +161,9 @@ class MainWindow(QMainWindow):
         self.voice_label.setToolTip("Speech: whether Presence is speaking, and the microphone level while listening")
         self.status.addPermanentWidget(self.voice_label)
         self.status.showMessage("Ready — pick a source and press Start")
+        self.state_label = QLabel("idle")
+        self.state_label.setToolTip("The session's state: idle, starting, running, paused, finished or failed")
+        self.status.addPermanentWidget(self.state_label)
 
     def _connect_toolbar(self) -> None:
         tb, d = self.toolbar, self.dialogs
@@ -220,18 +238,36 @@ class MainWindow(QMainWindow):
         if self.banner.kind == "error":
             self.banner.dismiss()
         self.warn_capture(spec)
+        self.preview.clear()
+        self.preview.setText("no frame yet")
+        self.preview_caption.setText("")
         self.controller.start(opts or RunOptions())
-        self.status.showMessage(f"Starting {spec or 'the demo clip'}…")
-        self.toolbar.set_running(True)
+        self.set_state(State.STARTING, f"Starting {spec or 'the demo clip'}…")
         return True
 
     def toggle_pause(self, paused: bool) -> None:
+        if self.state not in (State.RUNNING, State.PAUSED):
+            return
         self.controller.pause(paused)
-        self.status.showMessage("Paused — seconds are logged as skipped" if paused else "Running")
+        at = hms(max(self.timeline.latest, 0))
+        if paused:
+            self.set_state(State.PAUSED, f"Paused at {at} — playback stopped; paused seconds are logged as paused")
+        else:
+            self.set_state(State.RUNNING, f"Running — {at}")
 
     def stop(self) -> None:
-        self.controller.stop()
-        self.status.showMessage("Stopping…")
+        if self.controller.running:
+            self.controller.stop()
+            self.status.showMessage("Stopping…")
+
+    def set_state(self, state: State, message: str) -> None:
+        """The one place the window changes state: controls, status line and state label follow."""
+        self.state = state
+        live = state in (State.STARTING, State.RUNNING, State.PAUSED)
+        self.toolbar.set_running(live)
+        self.toolbar.pause_act.setChecked(state == State.PAUSED)
+        self.state_label.setText(state.value)
+        self.status.showMessage(message)
 
     def set_speak(self, on: bool) -> None:
         on = self.controller.set_speak(on)
@@ -278,18 +314,21 @@ class MainWindow(QMainWindow):
             self.banner.show_message("warn", str(ev.get("message", "")).removeprefix("presence: "))
             return
         if state == "running":
-            self.status.showMessage(f"Running session {ev.get('session', '')}")
+            self.set_state(State.RUNNING, f"Running session {ev.get('session', '')}")
             return
-        self.toolbar.set_running(False)
         if state == "failed":
             self.banner.show_message("error", f"Could not start: {ev.get('message', '')}",
                                      [("Settings…", self.dialogs.open_settings), ("Models…", self.dialogs.open_models)])
-            self.status.showMessage("Not running — fix the problem above and press Start")
+            self.set_state(State.FAILED, "Not running — fix the problem above and press Start")
         elif state == "ended":
-            msg = f"Session ended after {self.timeline.latest + 1} s"
+            seconds = self.timeline.latest + 1
+            said = len(self.transcript.texts("response"))
             if ev.get("error"):
-                msg += f" with a {ev.get('where')} error: {ev['error']}"
-            self.status.showMessage(msg)
+                self.set_state(State.FAILED, f"Stopped after {seconds} s by a {ev.get('where')} error: {ev['error']}")
+            else:
+                self.set_state(State.FINISHED, f"Finished — {seconds} s watched, {said} responses")
+            if self.preview_caption.text():
+                self.preview_caption.setText(self.preview_caption.text().split(" — ")[0] + " — the last frame seen")
 
     def show_recorded(self, recorded: RecordedSession) -> None:
         """Show a past session exactly as recorded (read-only: nothing is written back)."""
@@ -299,7 +338,7 @@ class MainWindow(QMainWindow):
         for ev in recorded.events:
             self.router.route(ev)
         self.recorded = recorded
-        self.status.showMessage(f"Recorded session {recorded.session} ({recorded.seconds} s) — read-only")
+        self.set_state(State.VIEWING, f"Recorded session {recorded.session} ({recorded.seconds} s) — read-only")
 
     def _on_frame(self, pixels) -> None:  # engine thread
         with self._frame_lock:
@@ -319,7 +358,7 @@ class MainWindow(QMainWindow):
         if level is not None:
             parts.append(f"🎙 {level:.0f} dB")
         self.voice_label.setText("   ".join(p for p in parts if p))
-        if self.controller.running and self.timeline.latest >= 0 and not self.toolbar.pause_act.isChecked():
+        if self.state == State.RUNNING and self.timeline.latest >= 0:
             self.status.showMessage(f"Running — {hms(self.timeline.latest)} — {self.pump.pending()} events queued")
 
     def closeEvent(self, e):  # noqa: N802 - Qt override

@@ -37,11 +37,11 @@ class SessionToolbar(QToolBar):
                 self.source_combo.addItem(c.label, c.spec)
         self.addWidget(QLabel(" Source "))
         self.addWidget(self.source_combo)
-        self.start_act = QAction("▶ Start", self, triggered=self.startRequested.emit,
+        self.start_act = QAction("▶ Start", self, triggered=lambda: self.startRequested.emit(),
                                  toolTip="Start watching the chosen source")
         self.pause_act = QAction("Pause", self, checkable=True, triggered=self.pauseToggled.emit,
                                  toolTip="Pause decisions (paused seconds are logged as skipped)")
-        self.stop_act = QAction("■ Stop", self, triggered=self.stopRequested.emit, toolTip="End the session")
+        self.stop_act = QAction("■ Stop", self, triggered=lambda: self.stopRequested.emit(), toolTip="End the session")
         for a in (self.start_act, self.pause_act, self.stop_act):
             self.addAction(a)
         self.addSeparator()

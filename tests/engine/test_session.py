@@ -179,3 +179,34 @@ def test_frame_sampler_keeps_latest_and_resizes():
     h, w = got.pixels.shape[:2]
     assert h * w <= 100 * 100 and abs(w / h - 2.0) < 0.05
     assert s.take() is None
+
+
+def test_pausing_a_file_stops_playback_and_logs_paused_seconds():
+    """Real clock, a 10-second 'file' whose frame k shows the value 10·k: paused for ~3 s after second
+    2, every paused second is logged `paused` (never `busy`), and playback resumes at the frame where
+    it stood — no second of the file is skipped."""
+    import threading as _threading
+    import time as _time
+
+    from engine.clock import RealClock
+    from engine.events import EventBus
+    from engine.session import Session, SessionOptions
+    from tests.engine.fakes import ArraySource, ScriptedBackend, solid
+
+    frames = [(float(k), solid(10 * k)) for k in range(10)]
+    backend = ScriptedBackend()
+    bus = EventBus("pause")
+    events: list[dict] = []
+    bus.subscribe(events.append)
+    session = Session(backend, ArraySource(frames), bus=bus, clock=RealClock(), options=SessionOptions(duration_s=16))
+    runner = _threading.Thread(target=session.run, daemon=True)
+    runner.start()
+    _time.sleep(2.5)
+    session.pause(True)
+    _time.sleep(3.2)
+    session.pause(False)
+    runner.join(30)
+    reasons = [e["reason"] for e in events if e["type"] == "skipped"]
+    assert reasons.count("paused") >= 2 and "busy" not in reasons, reasons
+    seen = [int(t.pixels.mean()) // 10 for t in backend.turns if t.pixels is not None]
+    assert seen == sorted(seen) and set(range(10)) <= set(seen), seen  # every frame of the file was shown

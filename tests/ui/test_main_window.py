@@ -313,3 +313,36 @@ def test_push_to_talk_key_and_button_and_the_mic_level(qtbot, settings):
     win.stop()
     qtbot.waitUntil(lambda: not win.controller.running, timeout=15000)
     assert mic.calls[-1] == "close"  # the session's end closes the microphone
+
+
+def test_status_follows_the_session_state_machine(qtbot, settings, tmp_path):
+    """idle → starting → running → paused → running → finished, then failed, then viewing: the state
+    label, the status line and the controls follow every transition (the status never stays on
+    "Running" after the end)."""
+    from ui.main_window import State
+
+    win = make_window(qtbot, settings)
+    assert win.state == State.IDLE and win.start_act.isEnabled()
+    log = tmp_path / "run.jsonl"
+    assert win.start(RunOptions(duration=30, log=str(log), store=str(tmp_path / "s.sqlite")))
+    assert win.state == State.STARTING and not win.start_act.isEnabled()
+    qtbot.waitUntil(lambda: win.state == State.RUNNING and win.timeline.latest >= 1, timeout=15000)
+    assert win.state_label.text() == "running"
+    win.toolbar.pause_act.trigger()
+    assert win.state == State.PAUSED and "Paused" in win.status.currentMessage()
+    qtbot.waitUntil(lambda: any(e.get("reason") == "paused" for e in win.events), timeout=5000)
+    qtbot.wait(600)
+    assert win.status.currentMessage().startswith("Paused")  # the refresh timer does not overwrite it
+    win.toolbar.pause_act.trigger()
+    assert win.state == State.RUNNING
+    win.toolbar.stop_act.trigger()
+    qtbot.waitUntil(lambda: win.state == State.FINISHED, timeout=15000)
+    qtbot.wait(600)
+    assert win.status.currentMessage().startswith("Finished") and win.start_act.isEnabled()
+    assert not win.banner.isVisible() or win.banner.kind != "error"  # Stop is not an error
+    win.controller.settings.backend.name = "no-such-backend"
+    assert win.start(RunOptions(fast=True, duration=3))
+    qtbot.waitUntil(lambda: win.state == State.FAILED, timeout=15000)
+    assert win.banner.kind == "error" and win.start_act.isEnabled()
+    win.dialogs.open_session(log)
+    assert win.state == State.VIEWING and win.state_label.text() == "viewing"
