@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import ConfigError, Settings, save_settings, validate
+from app.config import ConfigError, Settings, save_settings, schema_keys, validate
 from app.export import export_session
 from app.models import (  # the first-run wizard
     PRESETS,
@@ -37,7 +37,7 @@ from app.wiring import DEMO_CLIP, default_backend_name
 __all__ = [
     "PRESETS", "Cancelled", "ConfigError", "Controller", "DEMO_CLIP", "ModelError", "ModelStore", "RecordedSession",
     "RunOptions", "Settings", "estimate_vram", "find_preset", "gpu_memory_bytes", "human", "save_settings",
-    "validate",
+    "schema_keys", "validate",
     "Hardware", "Recommendation", "build_info", "detect_hardware", "recommend",
 ]
 

@@ -28,10 +28,26 @@ from app.facade import (
     gpu_memory_bytes,
     human,
     save_settings,
+    schema_keys,
     validate,
 )
 
-BACKENDS = ["", "heuristic", "lite", "torch", "llamacpp", "openai"]
+# Names a person understands, with the internal name (what config.toml and --backend take) second.
+BACKEND_NAMES = {
+    "": "Automatic — the best one installed",
+    "lite": "CPU lite — OCR + SmolLM2, no download (lite)",
+    "heuristic": "No model — scene changes only (heuristic)",
+    "torch": "Transformers VLM, GPU or CPU (torch)",
+    "llamacpp": "GGUF model, laptop or consumer GPU (llamacpp)",
+    "openai": "Remote server, OpenAI-compatible (openai)",
+}
+BRAIN_NAMES = {
+    "": "None — no delegation",
+    "openai": "OpenAI-compatible server (openai)",
+    "llamacpp": "Local GGUF model (llamacpp)",
+    "solve": "Solver HTTP endpoint (solve)",
+    "echo": "Echo — a test brain (echo)",
+}
 FRAME_SIZES = [224, 336, 448, 560, 672, 896]  # square side; max_pixels = side²
 
 
@@ -41,6 +57,17 @@ def _combo(items: list[str], current: str) -> QComboBox:
     if current not in items:
         c.addItem(current)
     c.setCurrentText(current)
+    return c
+
+
+def _named_combo(names: dict[str, str], current: str) -> QComboBox:
+    """Display names shown, internal names kept as item data (read back with ``currentData``)."""
+    c = QComboBox()
+    for key, label in names.items():
+        c.addItem(label, key)
+    if current not in names:
+        c.addItem(current, current)
+    c.setCurrentIndex(c.findData(current))
     return c
 
 
@@ -64,7 +91,7 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget()
 
         m = QFormLayout()
-        self.backend = _combo(BACKENDS, s.backend.name)
+        self.backend = _named_combo(BACKEND_NAMES, s.backend.name)
         self.model = QLineEdit(s.backend.model, placeholderText="model dir, GGUF file or hub id (empty = default)")
         self.mmproj = QLineEdit(s.backend.mmproj)
         self.url = QLineEdit(s.backend.url, placeholderText="OpenAI-compatible server URL")
@@ -130,7 +157,7 @@ class SettingsDialog(QDialog):
         tabs.addTab(self._page(v), "Voice")
 
         b = QFormLayout()
-        self.brain_kind = _combo(["", "openai", "llamacpp", "solve", "echo"], s.brain.kind)
+        self.brain_kind = _named_combo(BRAIN_NAMES, s.brain.kind)
         self.brain_url = QLineEdit(s.brain.url, placeholderText="brain endpoint URL")
         self.brain_model = QLineEdit(s.brain.model)
         b.addRow("Brain", self.brain_kind)
@@ -148,7 +175,25 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.error)
         lay.addWidget(buttons)
         self.tabs = tabs
+        self._explain()
         self.update_vram()
+
+    def _explain(self) -> None:
+        """Every field's tooltip is its setting's one-line description from the settings schema."""
+        keys = schema_keys()
+        fields = {
+            self.backend: "backend.name", self.model: "backend.model", self.mmproj: "backend.mmproj",
+            self.url: "backend.url", self.kv_cache: "backend.kv_cache", self.kv_type: "backend.kv_type",
+            self.quant: "backend.quantization", self.n_ctx: "backend.n_ctx", self.frame: "capture.max_pixels",
+            self.source: "capture.source", self.persona: "talk.persona", self.cooldown: "talk.cooldown_s",
+            self.dedup: "talk.dedup_threshold", self.silence_bias: "talk.silence_bias",
+            self.force_silence: "talk.force_silence_until_query", self.speak: "voice.speak",
+            self.listen: "voice.listen", self.voice: "voice.voice", self.brain_kind: "brain.kind",
+            self.brain_url: "brain.url", self.brain_model: "brain.model",
+        }
+        for widget, path in fields.items():
+            widget.setToolTip(f"{keys[path].doc} [{path}]")
+        self.estimate_for.setToolTip("Which model the memory estimate below is for")
 
     @staticmethod
     def _page(form: QFormLayout) -> QWidget:
@@ -171,7 +216,7 @@ class SettingsDialog(QDialog):
 
     def apply(self) -> Settings:
         s = self.settings
-        s.backend.name = self.backend.currentText()
+        s.backend.name = self.backend.currentData()
         s.backend.model = self.model.text().strip()
         s.backend.mmproj = self.mmproj.text().strip()
         s.backend.url = self.url.text().strip()
@@ -190,7 +235,7 @@ class SettingsDialog(QDialog):
         s.voice.speak = self.speak.isChecked()
         s.voice.listen = self.listen.isChecked()
         s.voice.voice = self.voice.text().strip()
-        s.brain.kind = self.brain_kind.currentText()
+        s.brain.kind = self.brain_kind.currentData()
         s.brain.url = self.brain_url.text().strip()
         s.brain.model = self.brain_model.text().strip()
         return s

@@ -346,3 +346,25 @@ def test_status_follows_the_session_state_machine(qtbot, settings, tmp_path):
     assert win.banner.kind == "error" and win.start_act.isEnabled()
     win.dialogs.open_session(log)
     assert win.state == State.VIEWING and win.state_label.text() == "viewing"
+
+
+def test_every_control_explains_itself_and_backends_have_plain_names(qtbot, settings):
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QSpinBox
+
+    from app.config import load_settings
+
+    win = make_window(qtbot, settings)
+    legend = [w for w in win.findChildren(QLabel) if "■" in w.text()]
+    assert len(legend) == 4 and all(w.toolTip() for w in legend)
+    assert all(a.toolTip() and a.toolTip() != a.text().replace("&", "") for a in win.toolbar.actions() if a.text())
+    dlg = win.dialogs.open_settings()
+    found = [w for kind in (QLineEdit, QComboBox, QSpinBox, QAbstractButton) for w in dlg.findChildren(kind)]
+    inputs = [w for w in found  # the dialog's own fields, not the pieces Qt builds inside them
+              if w.objectName() != "qt_spinbox_lineedit" and not isinstance(w.parent(), QComboBox)
+              and w.metaObject().className() not in ("QToolButton", "QPushButton")]
+    assert inputs and all(w.toolTip() for w in inputs), [w for w in inputs if not w.toolTip()]
+    assert "minimum seconds between two spoken responses" in dlg.cooldown.toolTip()
+    assert "CPU lite" in dlg.backend.itemText(dlg.backend.findData("lite"))
+    dlg.backend.setCurrentIndex(dlg.backend.findData("lite"))
+    dlg.accept()
+    assert load_settings().backend.name == "lite"  # the internal name is what is saved
