@@ -137,9 +137,12 @@ class SilenceBias:
 
     ``path`` = the silence marker's tokens; ``fork`` = the index where they part from the response
     marker's (0 when both are single special tokens; after a shared ``</`` when they are plain text).
-    The bias goes on ``path[fork]`` while the decision so far equals ``path[:fork]``: it shifts exactly
-    the silence-vs-response choice. A positive bias also goes on every later silence token while the
-    output still follows the path, so a started marker is finished rather than abandoned.
+    Only while the decision so far follows the path:
+
+    * a negative bias goes on ``path[fork]`` alone: it shifts exactly the silence-vs-response choice
+      (pushing the shared ``</`` down would suppress responses too);
+    * a positive bias goes on every token of the path: the marker is started even by a model about to
+      write something else, taken at the fork, and finished rather than abandoned.
     """
 
     path: tuple[int, ...]
@@ -154,9 +157,7 @@ class SilenceBias:
     def apply(self, logits: np.ndarray, sofar: Sequence[int]) -> None:
         """Add the bias to ``logits`` [V] in place, given the decision tokens sampled so far."""
         step = len(sofar)
-        if not self.bias or step >= len(self.path) or step < self.fork:
-            return
-        if step > self.fork and self.bias < 0:
+        if not self.bias or step >= len(self.path) or (self.bias < 0 and step != self.fork):
             return
         if tuple(sofar) == self.path[:step]:
             logits[self.path[step]] += self.bias

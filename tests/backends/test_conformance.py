@@ -101,7 +101,7 @@ def _fork(s):
     return s.backend.decoder.bias.fork, s.ctx.tokenize("</silence>"), s.ctx.tokenize("</response>")
 
 
-def test_positive_silence_bias_takes_the_fork_and_finishes_the_marker(subject):
+def test_positive_silence_bias_starts_takes_and_finishes_the_marker(subject):
     s = subject
     fork, sil, resp = _fork(s)
     old = (s.backend.decoder.bias, s.backend.decoder.sampling.greedy)
@@ -115,6 +115,8 @@ def test_positive_silence_bias_takes_the_fork_and_finishes_the_marker(subject):
         s.backend.start_chunk(PREFIX)
         raw, _ = tick(s, branches)
         assert raw.startswith("</silence>")  # 6 + 5 > 10 at the fork, then 6 + 5 > 8 on the path
+        s.backend.start_chunk(PREFIX)  # a model about to write no marker at all starts the silence marker
+        assert tick(s, [("hi there", 8.0), ("</silence>", 6.0)])[0].startswith("</silence>")
     finally:
         s.backend.decoder.bias, s.backend.decoder.sampling.greedy = old
 
