@@ -145,7 +145,7 @@ def test_speech_into_the_microphone_becomes_the_standing_query(qtbot, settings, 
     assert win.toolbar.listen_act.isChecked()
     qtbot.wait(500)
     pulse.say_into_mic(wav).wait(15)
-    qtbot.waitUntil(lambda: win.transcript.texts("query"), timeout=20000)
+    qtbot.waitUntil(lambda: bool(win.transcript.texts("query")), timeout=20000)
     assert words(win.transcript.texts("query")[0]) == words(SPOKEN_QUERY)
     query = next(e for e in win.events if e["type"] == "query")
     assert query["source"] == "voice"
