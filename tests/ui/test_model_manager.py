@@ -45,7 +45,7 @@ def test_pull_click_progress_install_use_delete(qtbot, tmp_path, online):
     assert any(p.endswith("model.safetensors") for (_m, p, _r) in hub.log)
     dlg.select(H.REPO.repo_id)
     row = dlg.entries.index(dlg.selected())
-    assert dlg.table.item(row, 3).text() == "installed"
+    assert dlg.table.item(row, dlg.COLS.index("State")).text() == "installed"
     chosen = []
     dlg.modelChosen.connect(lambda b, m: chosen.append((b, m)))
     qtbot.mouseClick(dlg.use_btn, Qt.MouseButton.LeftButton)
@@ -53,3 +53,30 @@ def test_pull_click_progress_install_use_delete(qtbot, tmp_path, online):
     qtbot.mouseClick(dlg.delete_btn, Qt.MouseButton.LeftButton)
     assert "freed" in dlg.status.text()
     assert H.REPO.repo_id not in [e.repo_id for e in dlg.entries]
+
+
+@pytest.mark.parametrize(("profile", "recommended", "joy_fit"), [
+    ("none", "smollm2-lite", "needs a GPU"),
+    ("gpu16", "joyai-gguf", "★ recommended"),
+    ("gpu4", "smollm2-lite", "too big for this GPU"),
+])
+def test_the_manager_marks_what_fits_this_machine(qtbot, tmp_path, profile, recommended, joy_fit):
+    """FAKE hardware profiles: the manager's marks come from app.models.recommend, the one function the
+    first run uses too."""
+    from app.models import Hardware, find_preset, recommend
+
+    gib = 1 << 30
+    hw = {"none": Hardware(cpu="x86", cores=4, ram_bytes=16 * gib),
+          "gpu16": Hardware(cpu="x86", cores=8, ram_bytes=32 * gib, gpu_name="RTX 4080", vram_bytes=16 * gib,
+                            gpu_kind="cuda"),
+          "gpu4": Hardware(cpu="x86", cores=8, ram_bytes=32 * gib, gpu_name="GTX 1650", vram_bytes=4 * gib,
+                           gpu_kind="cuda")}[profile]
+    assert recommend(hw).preset.key == recommended
+    dlg = ModelManager(ModelStore(cache_dir=tmp_path / "hub"), hardware=hw)
+    qtbot.addWidget(dlg)
+    col = dlg.COLS.index("This machine")
+    marks = {e.preset.key: dlg.table.item(i, col).text() for i, e in enumerate(dlg.entries) if e.preset}
+    assert marks[recommended] == "★ recommended"
+    assert marks["joyai-gguf"].startswith(joy_fit)
+    assert list(marks.values()).count("★ recommended") == 1
+    assert find_preset(recommended).title in dlg.advice.text()
