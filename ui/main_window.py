@@ -39,6 +39,22 @@ from ui.timeline import TimelineWidget, hms
 from ui.toolbar import PUSH_TO_TALK_KEY, SessionToolbar
 from ui.transcript import TranscriptView
 
+# Engine messages name the command-line flag; in the window a person needs the place to click instead.
+WINDOW_WORDS = (
+    ("pass --model DIR", "choose a model in Models… (or Settings → Model)"),
+    ("(--url http://host:8000/v1)", "(Settings → Model → Server URL)"),
+    ("empty --source", "no source chosen: pick one in the Source list"),
+    ("--model", "Settings → Model"),
+    ("--url", "Settings → Model → Server URL"),
+    ("--source", "the Source list"),
+)
+
+
+def in_window_words(message: str) -> str:
+    for cli, window in WINDOW_WORDS:
+        message = message.replace(cli, window)
+    return message
+
 
 class State(StrEnum):
     """The window's view of the session; every status line, control and banner follows it."""
@@ -317,7 +333,7 @@ class MainWindow(QMainWindow):
             self.set_state(State.RUNNING, f"Running session {ev.get('session', '')}")
             return
         if state == "failed":
-            self.banner.show_message("error", f"Could not start: {ev.get('message', '')}",
+            self.banner.show_message("error", f"Could not start: {in_window_words(str(ev.get('message', '')))}",
                                      [("Settings…", self.dialogs.open_settings), ("Models…", self.dialogs.open_models)])
             self.set_state(State.FAILED, "Not running — fix the problem above and press Start")
         elif state == "ended":

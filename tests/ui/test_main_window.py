@@ -368,3 +368,12 @@ def test_every_control_explains_itself_and_backends_have_plain_names(qtbot, sett
     dlg.backend.setCurrentIndex(dlg.backend.findData("lite"))
     dlg.accept()
     assert load_settings().backend.name == "lite"  # the internal name is what is saved
+
+
+def test_errors_in_the_window_use_window_words(qtbot, settings):
+    settings.backend.name, settings.backend.model = "torch", ""
+    win = make_window(qtbot, settings)
+    assert win.start(RunOptions(fast=True, duration=3))
+    qtbot.waitUntil(lambda: win.banner.kind == "error", timeout=30000)
+    text = win.banner.label.text()
+    assert "--model" not in text and "Models…" in text, text
