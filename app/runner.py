@@ -20,6 +20,7 @@ class RunOptions:
     store: str | None = None
     duration: float | None = None
     query: str = ""
+    exclude: Callable[[], list] | None = None  # screen rectangles masked out of screen captures
 
 
 class EngineRunner:
@@ -57,7 +58,7 @@ class EngineRunner:
             from app.wiring import build_session as build
         try:
             built = build(settings, fast=opts.fast, log=opts.log, store=opts.store, duration=opts.duration,
-                          report=self.report)
+                          report=self.report, exclude=opts.exclude)
         except (SourceError, BackendError, OSError, ValueError) as exc:
             kind = "source" if isinstance(exc, SourceError) else "backend"
             self.sink({"type": "_runner", "state": "failed", "where": kind, "message": str(exc), "t": 0.0})

@@ -108,13 +108,14 @@ def _stderr_line(line: str) -> None:
 
 def build_session(settings: Settings, *, fast: bool = False, log: str | None = None, store: str | None = None,
                   duration: float | None = None, backend: Backend | None = None, source=None,
-                  voice: bool = True, report: Callable[[str], None] = _stderr_line) -> Built:
+                  voice: bool = True, report: Callable[[str], None] = _stderr_line, exclude=None) -> Built:
     """Everything for one session. ``backend`` / ``source`` replace the configured ones (tests,
     benchmarks); ``voice=False`` leaves speech out (evaluation, benchmarks); ``report`` receives the
-    one-line messages of optional parts that failed (stderr for the CLI, a banner in the app)."""
+    one-line messages of optional parts that failed (stderr for the CLI, a banner in the app);
+    ``exclude`` gives screen rectangles to mask out of screen captures (the app's own window)."""
     if source is None:
         spec = settings.capture.source or str(DEMO_CLIP)
-        source = parse_source(spec)
+        source = parse_source(spec, exclude=exclude)
     else:
         spec = source.label  # a source built by the caller names itself
     backend = backend or build_backend(settings)

@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.pump = EventPump(self.on_event, parent=self)
         self._frame_lock = threading.Lock()
         self._frame = None
+        self._own_rect: tuple[int, int, int, int] | None = None  # screen pixels; read by the capture thread
         controller.connect(self.pump.put, self.pump.delta, self._on_frame)
         v = controller.settings.voice
         self.toolbar = SessionToolbar(v.speak, v.listen, thumbnails=thumbnails, parent=self)
@@ -227,15 +228,44 @@ class MainWindow(QMainWindow):
                     "Choose a model in Models… to do more.")
         self.banner.show_message("info", text, [("Open model manager", self.dialogs.open_models)])
 
-    def warn_capture(self, spec: str) -> None:
+    def prepare_capture(self, spec: str, opts: RunOptions) -> None:
+        """Keep this window out of a screen capture: the OS hides it where it can (Windows, macOS);
+        elsewhere every captured frame has the window's rectangle masked before anything sees it."""
         if not spec.startswith(("screen", "window")):
             return
         guidance = capture_guidance()
-        exclude = self.controller.settings.ui.exclude_self_from_capture
-        excluded, warning = exclude_from_capture(self) if exclude else (False, "")
-        msg = " ".join(x for x in (guidance, "" if excluded else warning) if x)
-        if msg:
-            self.banner.show_message("warn", msg)
+        if self.controller.settings.ui.exclude_self_from_capture:
+            excluded, _warning = exclude_from_capture(self)
+            if not excluded:
+                self._remember_geometry()
+                opts.exclude = self.own_rects
+        if guidance:
+            self.banner.show_message("warn", guidance)
+
+    def own_rects(self) -> list[tuple[int, int, int, int]]:
+        """This window's frame on the screen (any thread: a copy kept by move/resize events)."""
+        rect = self._own_rect
+        return [rect] if rect is not None else []
+
+    def _remember_geometry(self) -> None:
+        g = self.frameGeometry()
+        self._own_rect = (g.x(), g.y(), g.width(), g.height())
+
+    def moveEvent(self, e):  # noqa: N802 - Qt override
+        self._remember_geometry()
+        super().moveEvent(e)
+
+    def resizeEvent(self, e):  # noqa: N802 - Qt override
+        self._remember_geometry()
+        super().resizeEvent(e)
+
+    def showEvent(self, e):  # noqa: N802 - Qt override
+        self._remember_geometry()
+        super().showEvent(e)
+
+    def hideEvent(self, e):  # noqa: N802 - Qt override
+        self._own_rect = None  # a hidden window is not on the screen: nothing to mask
+        super().hideEvent(e)
 
     def _model_set(self) -> None:
         if self.banner.kind == "info":
@@ -253,11 +283,12 @@ class MainWindow(QMainWindow):
         self.router.clear()
         if self.banner.kind == "error":
             self.banner.dismiss()
-        self.warn_capture(spec)
+        opts = opts or RunOptions()
+        self.prepare_capture(spec, opts)
         self.preview.clear()
         self.preview.setText("no frame yet")
         self.preview_caption.setText("")
-        self.controller.start(opts or RunOptions())
+        self.controller.start(opts)
         self.set_state(State.STARTING, f"Starting {spec or 'the demo clip'}…")
         return True
 

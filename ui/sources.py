@@ -6,8 +6,10 @@ thumbnails are one grab per monitor, taken when the picker is filled (not contin
 from __future__ import annotations
 
 import glob
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -47,27 +49,48 @@ def screen_choices(with_thumbnails: bool = True) -> list[SourceChoice]:
         return []
     out = []
     for i, m in enumerate(monitors[1:], start=1):
-        thumb = None
-        if with_thumbnails:
-            try:
-                import mss
-
-                with mss.mss() as sct:
-                    shot = np.asarray(sct.grab(m))[..., [2, 1, 0]]  # BGRA → RGB
-                thumb = to_pixmap(shot, max_w=160)
-            except Exception:  # noqa: BLE001 - a thumbnail is optional
-                thumb = None
+        thumb = screen_thumbnail(i) if with_thumbnails else None
         out.append(SourceChoice(f"Screen {i} ({m['width']}×{m['height']})", f"screen:{i}", thumb))
     return out
 
 
+def screen_thumbnail(monitor: int, max_w: int = 160) -> QPixmap | None:
+    """What monitor ``monitor`` shows now (the picker refreshes it each time it opens)."""
+    try:
+        import mss
+
+        with mss.mss() as sct:
+            shot = np.asarray(sct.grab(sct.monitors[monitor]))[..., [2, 1, 0]]  # BGRA → RGB
+        return to_pixmap(shot, max_w=max_w)
+    except Exception:  # noqa: BLE001 - a thumbnail is optional
+        return None
+
+
+def window_choices(own_title: str = "Presence") -> list[SourceChoice]:
+    """Visible top-level windows by title (X11, through xdotool), Presence's own left out."""
+    from plugins.capture.window import WindowSource, list_windows
+
+    ok, _hint = WindowSource.is_available()
+    if not ok or not os.environ.get("DISPLAY"):
+        return []
+    return [SourceChoice(f"Window: {title}", f"window:{title}") for title in list_windows() if title != own_title]
+
+
 def webcam_choices() -> list[SourceChoice]:
+    """Cameras with the names the kernel gives them (Linux: /sys/class/video4linux/*/name)."""
     if sys.platform.startswith("linux"):
-        devs = sorted(glob.glob("/dev/video*"))
-        return [SourceChoice(f"Webcam {d[len('/dev/video'):]}", f"webcam:{d[len('/dev/video'):]}") for d in devs]
+        out = []
+        for dev in sorted(glob.glob("/dev/video*")):
+            n = dev[len("/dev/video"):]
+            try:
+                name = Path(f"/sys/class/video4linux/video{n}/name").read_text().strip()
+            except OSError:
+                name = ""
+            out.append(SourceChoice(f"Webcam {n}" + (f" — {name}" if name else ""), f"webcam:{n}"))
+        return out
     return [SourceChoice("Webcam 0", "webcam:0")]
 
 
 def all_choices(with_thumbnails: bool = True) -> list[SourceChoice]:
-    return ([SourceChoice("Demo clip (lecture slides)", "")] + screen_choices(with_thumbnails) + webcam_choices()
-            + [SourceChoice("Video file…", "?file"), SourceChoice("Stream URL…", "?url")])
+    return ([SourceChoice("Demo clip (lecture slides)", "")] + screen_choices(with_thumbnails) + window_choices()
+            + webcam_choices() + [SourceChoice("Video file…", "?file"), SourceChoice("Stream URL…", "?url")])

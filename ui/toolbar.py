@@ -9,9 +9,22 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QComboBox, QFileDialog, QInputDialog, QLabel, QPushButton, QToolBar
 
-from ui.sources import all_choices
+from ui.sources import all_choices, screen_thumbnail
 
 PUSH_TO_TALK_KEY = "F9"
+
+
+class SourceCombo(QComboBox):
+    """The source list; ``on_open`` runs just before the list drops down (live screen thumbnails)."""
+
+    def __init__(self, on_open=None, parent=None):
+        super().__init__(parent)
+        self.on_open = on_open
+
+    def showPopup(self):  # noqa: N802 - Qt override
+        if self.on_open is not None:
+            self.on_open()
+        super().showPopup()
 
 
 class SessionToolbar(QToolBar):
@@ -25,7 +38,7 @@ class SessionToolbar(QToolBar):
     def __init__(self, speak: bool, listen: bool, thumbnails: bool = True, parent=None):
         super().__init__("Session", parent)
         self.setMovable(False)
-        self.source_combo = QComboBox()
+        self.source_combo = SourceCombo(self.refresh_thumbnails if thumbnails else None)
         self.source_combo.setMinimumWidth(260)
         self.source_combo.setIconSize(self.source_combo.iconSize() * 2)
         self.source_combo.setToolTip("What Presence watches: the demo clip, a screen, a webcam, a file or a URL")
@@ -58,6 +71,15 @@ class SessionToolbar(QToolBar):
         self.addWidget(self.ptt)
         self.addSeparator()
         self.set_running(False)
+
+    def refresh_thumbnails(self) -> None:
+        """Screens show what they show now (a thumbnail taken at start-up would be stale or black)."""
+        for i in range(self.source_combo.count()):
+            spec = self.source_combo.itemData(i) or ""
+            if spec.startswith("screen:"):
+                thumb = screen_thumbnail(int(spec.split(":")[1]))
+                if thumb is not None:
+                    self.source_combo.setItemIcon(i, QIcon(thumb))
 
     def add_actions(self, actions: list[QAction]) -> None:
         for a in actions:

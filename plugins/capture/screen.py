@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,12 +25,30 @@ def _no_display_reason() -> str:
     return ""
 
 
-class ScreenSource(PolledSource):
+Rect = tuple[int, int, int, int]  # (left, top, width, height) in screen pixels
+MASK_GREY = 32  # what an excluded window becomes in the frame: flat, so nothing of it can be read
 
-    def __init__(self, monitor: int = 1, fps: float = 2.0, region: tuple[int, int, int, int] | None = None):
+
+def mask_rects(rgb: np.ndarray, box: dict, rects: list[Rect]) -> np.ndarray:
+    """Fill every part of ``rects`` that falls inside the captured ``box`` with a flat grey (in place)."""
+    for left, top, width, height in rects:
+        x0, y0 = max(left - box["left"], 0), max(top - box["top"], 0)
+        x1, y1 = min(left + width - box["left"], rgb.shape[1]), min(top + height - box["top"], rgb.shape[0])
+        if x0 < x1 and y0 < y1:
+            rgb[y0:y1, x0:x1] = MASK_GREY
+    return rgb
+
+
+class ScreenSource(PolledSource):
+    """A monitor (or a region of the screen). ``exclude`` returns the screen rectangles to mask out of
+    every frame before anything sees it — Presence's own window, where the OS cannot hide it."""
+
+    def __init__(self, monitor: int = 1, fps: float = 2.0, region: Rect | None = None,
+                 exclude: Callable[[], list[Rect]] | None = None):
         super().__init__(fps)
         self.monitor = monitor
         self.region = region  # (left, top, width, height) in screen pixels, for window capture
+        self.exclude = exclude
         self.label = f"screen:{monitor}"
         self._sct = None
         self._box: dict | None = None
@@ -71,7 +90,10 @@ class ScreenSource(PolledSource):
     def grab(self) -> np.ndarray:
         shot = self._sct.grab(self._box)
         bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
-        return np.ascontiguousarray(bgra[:, :, 2::-1])  # BGRA → RGB
+        rgb = np.ascontiguousarray(bgra[:, :, 2::-1])  # BGRA → RGB
+        if self.exclude is not None:
+            mask_rects(rgb, self._box, self.exclude())
+        return rgb
 
     def _is_open(self) -> bool:
         return self._sct is not None

@@ -30,6 +30,16 @@ def find_window(title: str) -> str | None:
     return ids[0] if ids else None
 
 
+def list_windows() -> list[str]:
+    """Titles of the visible, named top-level windows (X11), each once, in stacking order."""
+    titles: list[str] = []
+    for win_id in _xdotool("search", "--onlyvisible", "--name", ".").split():
+        title = _xdotool("getwindowname", win_id).strip()
+        if title and title not in titles:
+            titles.append(title)
+    return titles
+
+
 def window_geometry(win_id: str) -> tuple[int, int, int, int] | None:
     out = _xdotool("getwindowgeometry", "--shell", win_id)
     vals = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -41,9 +51,10 @@ def window_geometry(win_id: str) -> tuple[int, int, int, int] | None:
 
 class WindowSource(PolledSource):
 
-    def __init__(self, title: str, fps: float = 2.0):
+    def __init__(self, title: str, fps: float = 2.0, exclude=None):
         super().__init__(fps)
         self.title = title
+        self.exclude = exclude  # screen rectangles masked out (Presence's own window over the captured one)
         self.label = f"window:{title}"
         self._win: str | None = None
         self._screen: ScreenSource | None = None
@@ -69,7 +80,7 @@ class WindowSource(PolledSource):
         geom = window_geometry(self._win)
         if geom is None:
             raise SourceError(f"cannot read the geometry of window {self.title!r}")
-        self._screen = ScreenSource(region=geom, fps=self.fps)
+        self._screen = ScreenSource(region=geom, fps=self.fps, exclude=self.exclude)
         self._screen.open()
 
     def _grab(self):

@@ -35,4 +35,9 @@ def test_real_window_and_screen_capture_under_xvfb(xvfb, tmp_path):
     assert r["capture_shape"] == [800, 1280, 3]
     assert r["capture_std"] > 5  # the window is on the captured screen: not a blank frame
     assert r["screen_choices"] == ["screen:1"] and r["screen_thumbs"] == 1
+    assert r["thumb_std"] > 5  # the screen's thumbnail shows the screen (the window on it), not black
+    assert "window:Notes - xvfb test" in r["window_choices"] and "window:Presence" not in r["window_choices"]
     assert r["live_done"] and r["live_cells"] >= 2 and r["live_preview"]
+    # the app's own window: visible in a plain capture, a flat mask in the capture the session uses
+    assert r["own_rect"][2] > 200 and r["own_rect"][3] > 200
+    assert r["unmasked_window_std"] > 5 and r["masked_window_std"] == 0.0

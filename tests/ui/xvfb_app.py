@@ -46,6 +46,24 @@ def main(out: Path) -> int:
     shot.save(str(out / "xvfb_display.png"))
     win.grab().save(str(out / "xvfb_window.png"))
     result["cells"] = int(win.timeline.latest + 1)
+    # the picker: live screen thumbnails, other windows by title (not Presence's own)
+    from PySide6.QtWidgets import QLabel
+
+    other = QLabel("another application")
+    other.setWindowTitle("Notes - xvfb test")
+    other.resize(300, 200)
+    other.show()
+    wait(app, lambda: False, 0.5)
+    from ui.sources import window_choices
+
+    result["window_choices"] = [c.spec for c in window_choices()]
+    win.toolbar.refresh_thumbnails()
+    combo = win.toolbar.source_combo
+    icon = combo.itemIcon(combo.findData("screen:1"))
+    thumb = icon.pixmap(160, 100).toImage()
+    result["thumb_std"] = float(np.std([thumb.pixelColor(x, y).lightness() for x in range(0, thumb.width(), 4)
+                                        for y in range(0, thumb.height(), 4)])) if not thumb.isNull() else 0.0
+    other.close()
     result["screen_choices"] = [c.spec for c in win.toolbar.choices if c.spec.startswith("screen")]
     result["screen_thumbs"] = sum(c.thumb is not None for c in win.toolbar.choices if c.spec.startswith("screen"))
 
@@ -67,6 +85,19 @@ def main(out: Path) -> int:
         img = QImage(np.ascontiguousarray(px).data, px.shape[1], px.shape[0], 3 * px.shape[1],
                      QImage.Format.Format_RGB888)
         img.copy().save(str(out / "xvfb_screen_source.png"))
+        # the app's own window masked out of a capture of its screen (X11 cannot hide it)
+        wait(app, lambda: False, 0.3)
+        rects = win.own_rects()
+        masked = ScreenSource(monitor=1, fps=2.0, exclude=win.own_rects)
+        masked.open()
+        mpx = next(iter(masked.frames())).pixels
+        masked.close()
+        if rects:
+            x, y, w, h = rects[0]
+            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, px.shape[1]), min(y + h, px.shape[0])
+            result["own_rect"] = [x0, y0, x1 - x0, y1 - y0]
+            result["unmasked_window_std"] = float(np.asarray(px[y0:y1, x0:x1], dtype=np.float32).std())
+            result["masked_window_std"] = float(np.asarray(mpx[y0:y1, x0:x1], dtype=np.float32).std())
         # the window running a live screen session through the same source
         win.toolbar.set_source("screen:1")
         win.start(RunOptions(duration=3))
