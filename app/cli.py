@@ -1,4 +1,5 @@
-"""The ``presence`` command line (DESIGN §8). Exit codes: 0 ok, 2 usage/config, 3 source, 4 model.
+"""The ``presence`` command line (docs/architecture.md §11). Exit codes: 0 ok, 2 usage/config, 3 source,
+4 model, 5 the log or store could not be written mid-session.
 
 Subcommands other than ``run`` live in ``app/commands/<name>.py``, each with ``register(subparsers)``.
 Settings reach ``run`` from the schema in ``app/config.py``: file < environment < flags.
@@ -15,7 +16,7 @@ import sys
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's decoder chatter is not our error line
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL = 0, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_WRITE = 0, 2, 3, 4, 5
 COMMAND_MODULES = ("eval", "models", "kv", "sessions", "train", "replay")
 
 
@@ -48,6 +49,7 @@ RUN_SETTING_FLAGS = {
     "--kv-cache": "backend.kv_cache",
     "--max-pixels": "capture.max_pixels",
     "--brain": "brain.kind",
+    "--on-write-error": "storage.on_write_error",
 }
 RUN_SWITCH_FLAGS = {"speak": "voice.speak", "listen": "voice.listen"}  # --speak / --no-speak, …
 
@@ -132,6 +134,7 @@ def run_headless(settings, args) -> int:
     from app.timeline_printer import TimelinePrinter
     from app.wiring import build_session
     from engine.backends.base import BackendError
+    from engine.log import SinkError
     from engine.source import SourceError
 
     try:
@@ -140,21 +143,39 @@ def run_headless(settings, args) -> int:
         return fail(EXIT_SOURCE, str(exc))
     except BackendError as exc:
         return fail(EXIT_MODEL, str(exc))
+    except SinkError as exc:  # --log / --store cannot be opened: the argument is the problem
+        return fail(EXIT_USAGE, str(exc))
     if not args.quiet:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
     if args.query:
         built.session.submit_query(args.query, source="cli", at=0.0 if args.fast else None)
-    prev = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *_: built.session.stop())
+    # Ctrl-C, kill and a closed terminal all end the session cleanly (session_ended is written), then the
+    # process exits 128 + the signal's number, as shells expect.
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        built.session.stop()
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in handled}
     try:
         result = built.session.run()
     finally:
-        signal.signal(signal.SIGINT, prev)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         built.close()
     if result.error_kind == "source":
         return fail(EXIT_SOURCE, result.error or "source error")
     if result.error_kind == "backend":
         return fail(EXIT_MODEL, result.error or "backend error")
+    loss = built.loss_note()
+    if result.error_kind == "write":
+        return fail(EXIT_WRITE, f"{result.error or 'write error'}" + (f" ({loss})" if loss else ""))
+    if loss:
+        return fail(EXIT_WRITE, loss)
+    if received:
+        return 128 + int(received[0])
     return EXIT_OK
 
 

@@ -4,7 +4,8 @@ Every setting is declared once, with :func:`engine.options.setting`, on the opti
 component that uses it (``[backend]`` is ``engine.backends.base.BackendConfig`` with its per-backend
 sections ``[backend.llamacpp]``, ``[backend.openai]``, ``[backend.kv]``; ``[talk]`` is
 ``engine.protocol.TalkOptions``; ``[memory]`` is ``engine.memory.MemoryOptions``; ``[heuristic]`` is
-``engine.backends.base.HeuristicOptions``; capture, voice, brain and ui are declared below). The
+``engine.backends.base.HeuristicOptions``; ``[storage]`` is ``engine.sinks.StorageOptions``; capture,
+voice, brain and ui are declared below). The
 declaration gives the type (``Literal`` for choices), the default, the range and a one-line
 description. From that one table this module:
 
@@ -38,6 +39,7 @@ from engine.backends.base import BackendConfig, HeuristicOptions
 from engine.memory import MemoryOptions
 from engine.options import setting, setting_meta
 from engine.protocol import TalkOptions
+from engine.sinks import StorageOptions
 
 APP_NAME = "presence"
 SCHEMA_VERSION = 2
@@ -129,6 +131,7 @@ class Settings:
     heuristic: HeuristicOptions = dataclasses.field(default_factory=HeuristicOptions)
     voice: VoiceSettings = dataclasses.field(default_factory=VoiceSettings)
     brain: BrainSettings = dataclasses.field(default_factory=BrainSettings)
+    storage: StorageOptions = dataclasses.field(default_factory=StorageOptions)
     ui: UISettings = dataclasses.field(default_factory=UISettings)
 
 
@@ -431,9 +434,11 @@ def default_toml() -> str:
 
 def save_settings(s: Settings, path: str | Path | None = None) -> Path:
     p = Path(path) if path else default_config_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = p.with_suffix(".tmp")
-    tmp.write_text(dump_settings(s), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private: it may name servers and keys' vars
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dump_settings(s))
     tmp.replace(p)  # atomic: a crash never leaves a half-written settings file
     return p
 

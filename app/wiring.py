@@ -35,6 +35,7 @@ from engine.events import ErrorRaised, EventBus
 from engine.log import JsonlLog, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
+from engine.sinks import GuardedSink, StorageOptions
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CLIP = ASSETS / "demo" / "lecture_slides.mp4"
@@ -93,6 +94,11 @@ class Built:
     bus: EventBus
     voice: Voice | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    unwritten: dict[str, int] = field(default_factory=dict)  # after close: events a sink never took, by file
+
+    def loss_note(self) -> str:
+        """'' or one clause: what could not be written where (after ``close``)."""
+        return "; ".join(f"{n} events could not be written to {path}" for path, n in self.unwritten.items())
 
     def close(self) -> None:
         for c in reversed(self.closers):
@@ -100,6 +106,22 @@ class Built:
                 c()
             except Exception:  # noqa: BLE001 - best effort on shutdown
                 pass
+
+
+def _guard(built: Built, sink, options: StorageOptions, report: Callable[[str], None]) -> None:
+    """Subscribe a durable sink behind a GuardedSink: a write failure stops the session (or holds and
+    retries, ``[storage] on_write_error = "wait"``), never passes silently."""
+    guarded = GuardedSink(sink, options, on_stop=lambda msg: built.session.write_failed(msg),
+                          on_hold=lambda msg: report(f"presence: {msg}"))
+    built.bus.subscribe(guarded)
+
+    def close() -> None:
+        lost = guarded.close()
+        sink.close()
+        if lost:
+            built.unwritten[str(sink.path)] = lost
+
+    built.closers.append(close)
 
 
 def _stderr_line(line: str) -> None:
@@ -123,14 +145,9 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     closers: list[Callable[[], None]] = [backend.close]
     built = Built(None, bus, None, closers)  # type: ignore[arg-type] - the session is set below
     try:
-        if log:
-            jl = JsonlLog(log)
-            bus.subscribe(jl)
-            closers.append(jl.close)
         store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
-        db = SqliteStore(store_path)
-        bus.subscribe(db)
-        closers.append(db.close)
+        for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path)]:
+            _guard(built, sink, settings.storage, report)
         cfg = backend_config(settings)
         options = SessionOptions(
             max_tokens=settings.backend.max_tokens, max_pixels=settings.capture.max_pixels, duration_s=duration,

@@ -109,7 +109,7 @@ class SessionResult:
     responses: int = 0
     skipped: int = 0
     error: str | None = None
-    error_kind: str | None = None  # "source" | "backend" | None
+    error_kind: str | None = None  # "source" | "backend" | "write" | None
 
 
 class Session:
@@ -146,6 +146,7 @@ class Session:
         self._inbox: queue.Queue[tuple[str, str]] = queue.Queue()
         self._scheduled: list[tuple[float, str, str]] = []  # (stream time, kind, text), virtual mode
         self._stop = threading.Event()
+        self._write_error: str | None = None
         self._paused = threading.Event()
         self._pause_lock = threading.Lock()
         self._paused_at = 0.0
@@ -163,6 +164,12 @@ class Session:
             self._scheduled.sort(key=lambda x: x[0])
         else:
             self._inbox.put((source, text))
+
+    def write_failed(self, message: str) -> None:
+        """A durable sink cannot write (any thread): end the session cleanly at the next tick."""
+        if self._write_error is None:
+            self._write_error = message
+        self.stop()
 
     def stop(self) -> None:
         self._stop.set()
@@ -202,6 +209,8 @@ class Session:
         except BackendError as exc:
             self._fail("backend", str(exc))
         finally:
+            if self._write_error is not None:  # written wherever it still can be (the other sink, stderr)
+                self._fail("write", self._write_error)
             self.memory.close()
             if self.delegator is not None:
                 self.delegator.close()

@@ -1,0 +1,102 @@
+"""Durable sinks are not best-effort: what happens when the log or the store cannot write.
+
+A :class:`GuardedSink` wraps one durable sink (``JsonlLog`` or ``SqliteStore``) on the bus. Events
+that cannot be written are kept, in order, and retried before every later event, so nothing is
+written out of order and no hole is left when writing works again.
+
+    stop (default)  the first failure ends the session cleanly: ``on_stop(message)`` is called once,
+                    the session writes an ``error`` event wherever it still can and exits non-zero;
+                    the held events are tried once more when the sink closes.
+    wait            the session goes on; events are held (at most ``buffer_s`` seconds of stream time)
+                    and retried every ``retry_s``; when space returns they are written in order.
+                    A full buffer ends the session as in ``stop`` mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.events import Event
+from engine.log import SinkError
+from engine.options import setting
+
+
+@dataclass
+class StorageOptions:
+    """``[storage]``: what the session does when its log or store cannot write."""
+
+    on_write_error: Literal["stop", "wait"] = setting(
+        "stop", "stop: end the session cleanly (exit 5) | wait: hold events in memory and retry until space returns")
+    buffer_s: float = setting(600.0, "wait mode: seconds of events held in memory before the session ends",
+                              ge=10.0, le=86400.0)
+    retry_s: float = setting(2.0, "wait mode: seconds between two retries", ge=0.1, le=600.0)
+
+
+EVENTS_PER_SECOND_CAP = 50  # hard bound on held events per buffered second (a burst cannot grow memory)
+
+
+class GuardedSink:
+    def __init__(self, sink: Callable[[Event], None], options: StorageOptions,
+                 on_stop: Callable[[str], None], on_hold: Callable[[str], None] = lambda _m: None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.sink = sink
+        self.options = options
+        self.on_stop = on_stop
+        self.on_hold = on_hold
+        self.monotonic = monotonic
+        self.held: deque[Event] = deque()
+        self.error = ""  # the first failure's one line
+        self.stopped = False
+        self.written = 0
+        self._next_try = 0.0
+
+    def __call__(self, event: Event) -> None:
+        self.held.append(event)
+        if self.held and len(self.held) > 1 and self.monotonic() < self._next_try:
+            self._check_bound()
+            return
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write the held events in order; True when nothing is left held."""
+        while self.held:
+            try:
+                self.sink(self.held[0])
+            except SinkError as exc:
+                self._failed(str(exc))
+                return False
+            self.held.popleft()
+            self.written += 1
+        return True
+
+    def _failed(self, message: str) -> None:
+        self._next_try = self.monotonic() + self.options.retry_s
+        first = not self.error
+        self.error = self.error or message
+        if self.options.on_write_error == "stop":
+            self._stop(message)
+        elif first:
+            self.on_hold(f"{message} — holding events in memory (up to {self.options.buffer_s:g} s) and retrying")
+        self._check_bound()
+
+    def _check_bound(self) -> None:
+        if self.options.on_write_error != "wait" or not self.held:
+            return
+        span = float(self.held[-1].get("t", 0.0)) - float(self.held[0].get("t", 0.0))
+        if span > self.options.buffer_s or len(self.held) > EVENTS_PER_SECOND_CAP * self.options.buffer_s:
+            self._stop(f"{self.error}; {span:.0f} s of events held, the buffer is full")
+
+    def _stop(self, message: str) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.on_stop(message)
+
+    def close(self) -> int:
+        """One last try; returns how many events could not be written."""
+        self._next_try = 0.0
+        self.flush()
+        return len(self.held)
