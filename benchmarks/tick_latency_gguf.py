@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.backends.base import BackendConfig  # noqa: E402
+from engine.backends.base import BackendConfig, LlamaCppOptions, OpenAIOptions  # noqa: E402
 from engine.context import ChunkPrefix, Turn  # noqa: E402
 from engine.prompts import system_prompt  # noqa: E402
 from engine.protocol import normalize  # noqa: E402
@@ -104,7 +104,7 @@ def bench_llamacpp(name: str, ticks: int, window: int, naive_samples: int, max_t
     system = system_prompt("native", True)
     b = LlamaCppBackend()
     b.load(BackendConfig(model=model, mmproj=mmproj, n_ctx=n_ctx, kv_type=kv, greedy=True,
-                         options={"llamacpp": {"text_only": not mmproj, "n_threads": threads}}))
+                         llamacpp=LlamaCppOptions(text_only=not mmproj, n_threads=threads)))
     images = b.wants_frames
     handler = Qwen25VLChatHandler(clip_model_path=mmproj, verbose=False) if images else None
     naive = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=512, chat_handler=handler,
@@ -223,7 +223,7 @@ def bench_openai(url: str, ticks: int, window: int, max_tokens: int, model_name:
     try:
         b = OpenAIBackend()
         b.load(BackendConfig(model=model_name, url=url, greedy=True, timeout_s=120,
-                             options={"openai": {"images": False}}))
+                             openai=OpenAIOptions(images=False)))
         b.start_chunk(ChunkPrefix(system=system_prompt("native", True), text=""))
         ms: list[float] = []
         for t in range(ticks):

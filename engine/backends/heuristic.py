@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backends.base import Backend, BackendConfig, BackendStats
+from engine.backends.base import Backend, BackendConfig, BackendStats, HeuristicOptions
 from engine.context import ChunkPrefix, Turn
 from engine.frames import change_score, changed_fraction, thumbnail
 from engine.perception import ocr
-
-
-@dataclass
-class HeuristicOptions:
-    change_threshold: float = 0.05  # fraction of 32×24 thumbnail cells changed vs the last responded frame
-    cooldown_s: float = 1.0  # at least this long between two change responses
-    ocr: bool = True
-    motion_eps: float = 0.004  # mean |Δ| between consecutive frames above which the scene is "still moving"
-
 
 _WATCH = re.compile(
     r"(?:tell me|let me know|alert me|notify me|warn me|say)\s+(?:when|if|once|as soon as)\s+"
@@ -51,6 +41,7 @@ class HeuristicBackend(Backend):
     name = "heuristic"
 
     def __init__(self, options: HeuristicOptions | None = None):
+        self._explicit_options = options is not None
         self.options = options or HeuristicOptions()
         self._ref_thumb: np.ndarray | None = None  # thumbnail of the last frame we responded to
         self._prev_thumb: np.ndarray | None = None
@@ -61,9 +52,8 @@ class HeuristicBackend(Backend):
         self._turns = 0
 
     def load(self, config: BackendConfig) -> None:
-        opts = config.options.get("heuristic")
-        if opts:
-            self.options = HeuristicOptions(**opts)
+        if not self._explicit_options:
+            self.options = config.heuristic
 
     def start_chunk(self, prefix: ChunkPrefix) -> None:
         self._turns = 0  # the heuristic keeps no context beyond its reference frame

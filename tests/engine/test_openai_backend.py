@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.backends.base import BackendConfig, BackendError, ModelLoadError
+from engine.backends.base import BackendConfig, BackendError, ModelLoadError, OpenAIOptions
 from engine.backends.openai_compat import SESSION_HEADER, OpenAIBackend
 from engine.clock import VirtualClock
 from engine.context import ChunkPrefix, Turn
@@ -53,7 +53,7 @@ def vlm_server(test_assets):
 def backend(url: str, model: str, **opts) -> OpenAIBackend:
     b = OpenAIBackend()
     b.load(BackendConfig(model=model, url=url, timeout_s=20.0, seed=1,
-                         options={"openai": {"backoff_s": 0.05, **opts}}))
+                         openai=OpenAIOptions(backoff_s=0.05, **opts)))
     return b
 
 
@@ -207,7 +207,7 @@ def test_headers_key_and_bounded_retries(canned, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-test")
     url = f"http://127.0.0.1:{canned.server_address[1]}"
     b = OpenAIBackend()
-    b.load(BackendConfig(model="m", url=url, api_key_env="MY_KEY", options={"openai": {"backoff_s": 0.01}}))
+    b.load(BackendConfig(model="m", url=url, api_key_env="MY_KEY", openai=OpenAIOptions(backoff_s=0.01)))
     b.start_chunk(ChunkPrefix("S", ""))
     canned.script = [(503, {"error": "busy"}), (200, None)]
     b.observe(Turn(t=0, pixels=frames(1)[0]))
@@ -241,7 +241,7 @@ def test_configuration_errors_are_one_clear_line(monkeypatch):
         OpenAIBackend().load(BackendConfig(model="m", url="http://127.0.0.1:9", api_key_env="NOPE_KEY"))
     b = OpenAIBackend()
     b.load(BackendConfig(model="m", url="http://127.0.0.1:9/v1", timeout_s=2,
-                         options={"openai": {"retries": 0}}))
+                         openai=OpenAIOptions(retries=0)))
     b.start_chunk(ChunkPrefix("S", ""))
     b.observe(Turn(t=0))
     with pytest.raises(BackendError, match="127.0.0.1:9/v1/chat/completions"):
