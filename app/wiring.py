@@ -36,6 +36,7 @@ from engine.log import JsonlLog, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
 from engine.sinks import GuardedSink, StorageOptions
+from engine.source import redact_url
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CLIP = ASSETS / "demo" / "lecture_slides.mp4"
@@ -136,10 +137,8 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     one-line messages of optional parts that failed (stderr for the CLI, a banner in the app);
     ``exclude`` gives screen rectangles to mask out of screen captures (the app's own window)."""
     if source is None:
-        spec = settings.capture.source or str(DEMO_CLIP)
-        source = parse_source(spec, exclude=exclude)
-    else:
-        spec = source.label  # a source built by the caller names itself
+        source = parse_source(settings.capture.source or str(DEMO_CLIP), exclude=exclude)
+    spec = redact_url(source.label)  # a source names itself, never with its credentials
     backend = backend or build_backend(settings)
     bus = EventBus()
     closers: list[Callable[[], None]] = [backend.close]

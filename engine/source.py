@@ -38,3 +38,20 @@ class FrameSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def redact_url(spec: str) -> str:
+    """``spec`` with any password in a URL's user part replaced by ``***`` (labels, logs and stores
+    never hold credentials): ``rtsp://cam:secret@host/x`` → ``rtsp://cam:***@host/x``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in spec or "@" not in spec:
+        return spec
+    parts = urlsplit(spec)
+    if parts.password is None and "@" not in parts.netloc:
+        return spec
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+

@@ -13,7 +13,7 @@ import time
 import cv2
 import numpy as np
 
-from engine.source import SourceError
+from engine.source import SourceError, redact_url
 from plugins.capture._polling import PolledSource
 
 
@@ -24,7 +24,7 @@ class NetworkStreamSource(PolledSource):
         self.url = url
         self.open_timeout_s = open_timeout_s
         self.stall_timeout_s = stall_timeout_s
-        self.label = url.split("@")[-1] if "@" in url else url  # never log credentials
+        self.label = redact_url(url)  # never log credentials
         self._cap: cv2.VideoCapture | None = None
         self._latest: np.ndarray | None = None
         self._latest_at = 0.0

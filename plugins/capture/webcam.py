@@ -22,6 +22,8 @@ class WebcamSource(PolledSource):
         self._failures = 0
 
     def open(self) -> None:
+        if self.index < 0:  # OpenCV's "any camera" (-1) crashes inside its V4L2 backend here
+            raise SourceError(f"no webcam at index {self.index}: camera indexes start at 0 (webcam:0)")
         cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
