@@ -9,7 +9,7 @@ APT_PKGS := libportaudio2 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor
             pulseaudio pulseaudio-utils libasound2-plugins fonts-dejavu-core
 LLAMA := llama-cpp-python[server]==0.3.36
 
-.PHONY: run test install install-test apt lint benchmarks clean
+.PHONY: run test install install-test apt lint benchmarks clean gguf-converter
 
 $(STAMP): pyproject.toml requirements.txt requirements-models.txt
 	python3 -m venv $(VENV)
@@ -20,6 +20,19 @@ $(STAMP): pyproject.toml requirements.txt requirements-models.txt
 	$(PIP) install --no-deps -e .
 	touch $(STAMP)
 
+# llama.cpp's HF→GGUF converter (script, conversion/, gguf-py) ships only in llama-cpp-python's source package: keep
+# it in the venv for `presence train export --gguf` and benchmarks/train_tiny.py (training/gguf.py).
+CONVERTER := $(VENV)/share/llama-convert
+$(CONVERTER)/convert_hf_to_gguf.py: | $(STAMP)
+	rm -rf $(VENV)/share/llama-sdist && mkdir -p $(VENV)/share/llama-sdist
+	$(PIP) download -q --no-deps --no-binary llama-cpp-python "$(subst [server],,$(LLAMA))" -d $(VENV)/share/llama-sdist
+	rm -rf $(CONVERTER) && mkdir -p $(CONVERTER)
+	tar -xzf $(VENV)/share/llama-sdist/llama_cpp_python-*.tar.gz -C $(CONVERTER) --strip-components=3 \
+	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	rm -rf $(VENV)/share/llama-sdist
+
+gguf-converter: $(CONVERTER)/convert_hf_to_gguf.py
+
 install: $(STAMP)
 
 apt:
@@ -27,7 +40,7 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
 	else echo "not root: skipping apt packages ($(APT_PKGS))"; fi
 
-install-test: apt $(STAMP)
+install-test: apt $(STAMP) gguf-converter
 	$(PIP) install -q -r requirements-dev.txt
 
 # Plays the bundled demo clip (lecture slides) with the default backend.

@@ -1,0 +1,162 @@
+"""Train a tiny interaction model here and run it through the app's own backends (issue: train_tiny).
+
+    python benchmarks/train_tiny.py [--steps 900] [--per-family 10] [--work DIR] [--no-gguf]
+
+1. ``make_suite`` with training seeds and ``content = "train"`` (the held-out quarter of every
+   content pool never appears), several families;
+2. a tiny Qwen2.5-VL built from config (training/tiny.py), weighted SFT (training/trainer.py);
+3. held-out clips with *other* seeds: seen content (``train`` pools) and unseen content (``heldout``),
+   each scored through the product path (``app.commands.eval.backend_factory`` → the session loop,
+   greedy decoding) for untrained, trained, heuristic, never, always;
+4. the trained checkpoint converted to GGUF + mmproj (f32) and run through ``--backend llamacpp``:
+   the share of held-out seconds on which the two backends make the same decision.
+
+Prints the loss curve, wall times and the tables, then the goals met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FAMILIES = ["monitoring", "counting", "lecture", "translation", "delegation", "distractor"]
+DURATION = 45
+
+
+def suite(out: Path, seed: int, content: str, per_family: int) -> Path:
+    from engine.eval.scenarios import ClipSpec, SuiteSpec, make_suite
+
+    make_suite(out, SuiteSpec(seed=seed, content=content, clips=[ClipSpec(f, DURATION, per_family) for f in FAMILIES]))
+    return out
+
+
+def evaluate(name: str, model: str, suite_dir: Path, config: Path):
+    from app.commands.eval import backend_factory
+    from engine.eval.runner import run_suite
+
+    t0 = time.perf_counter()
+    run = run_suite(suite_dir, backend_factory(name, model, str(config)), name, model)
+    return run, time.perf_counter() - t0
+
+
+def _prod(shape) -> int:
+    n = 1
+    for x in shape:
+        n *= int(x)
+    return n
+
+
+def agreement(a, b) -> tuple[float, float]:
+    """(same action, same decision text) over the seconds both runs decided."""
+    same_action = same_text = n = 0
+    for ca, cb in zip(a.clips, b.clips, strict=True):
+        da = {d["t"]: d for d in ca.decisions if d["action"] != "skipped"}
+        db = {d["t"]: d for d in cb.decisions if d["action"] != "skipped"}
+        for t in da.keys() & db.keys():
+            n += 1
+            same_action += da[t]["action"] == db[t]["action"]
+            same_text += (da[t]["action"], da[t]["text"]) == (db[t]["action"], db[t]["text"])
+    return (same_action / n, same_text / n) if n else (0.0, 0.0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--per-family", type=int, default=10, help="training clips per family")
+    ap.add_argument("--eval-per-family", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared, busy machine")
+    ap.add_argument("--work", default="")
+    ap.add_argument("--no-gguf", action="store_true")
+    a = ap.parse_args()
+
+    import torch
+
+    from engine.eval.runner import markdown_table
+    from training.config import TrainConfig
+    from training.dataset import read_dataset
+    from training.tiny import build_tiny_model, dataset_texts
+    from training.trainer import train
+
+    torch.set_num_threads(a.threads)
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="train_tiny-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    train_dir = suite(work / "train", 11, "train", a.per_family)
+    seen = suite(work / "seen", 99, "train", a.eval_per_family)
+    unseen = suite(work / "unseen", 99, "heldout", a.eval_per_family)
+    anns, _ = read_dataset(train_dir)
+    init = build_tiny_model(work / "init", dataset_texts(anns))  # the tokenizer sees training text only
+    config = work / "greedy.toml"
+    config.write_text("[backend]\ngreedy = true\ndevice = \"cpu\"\ndtype = \"float32\"\n")
+    print(f"# train_tiny: {len(anns)} training clips ({', '.join(FAMILIES)}, {DURATION} s, seed 11, content=train); "
+          f"held-out seed 99: {a.eval_per_family}/family seen + unseen; {a.steps} steps; work {work}")
+
+    t0 = time.perf_counter()
+    cfg = TrainConfig(model=str(init), data=[str(train_dir)], out=str(work / "run"), steps=a.steps, lr=a.lr,
+                      warmup=20, window=(20, 45), save_every=0, threads=a.threads, seed=0)
+    model = train(cfg, progress=None, bar=False)
+    t_train = time.perf_counter() - t0
+    losses = [json.loads(x)["loss"] for x in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    k = max(1, len(losses) // 15)
+    curve = [round(sum(losses[i:i + k]) / len(losses[i:i + k]), 3) for i in range(0, len(losses), k)]
+    from safetensors import safe_open
+
+    with safe_open(str(next(Path(model).glob("*.safetensors"))), "pt") as f:
+        n_params = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+    print(f"\n## training: {t_train:.0f} s ({t_train / max(1, a.steps):.2f} s/step), {n_params / 1e6:.2f} M parameters, "
+          f"model {model}")
+    print(f"loss curve (mean of every {k} steps): {curve}")
+
+    rows: dict[str, list] = {"seen": [], "unseen": []}
+    runs = {}
+    for split, d in (("seen", seen), ("unseen", unseen)):
+        for label, name, m in (("untrained", "torch", str(init)), ("trained", "torch", str(model)),
+                               ("heuristic", "heuristic", ""), ("never", "never", ""), ("always", "always", "")):
+            run, wall = evaluate(name, m, d, config)
+            runs[(split, label)] = run
+            rows[split].append((label, run.summary()))
+            print(f"  {split:>6} {label:<10} SW-F1 {run.summary()['sw_f1']}  ({wall:.0f} s)", flush=True)
+    for split in ("seen", "unseen"):
+        print(f"\n## held-out, {split} content\n")
+        print(markdown_table(rows[split]))
+
+    gguf_rate = None
+    if not a.no_gguf:
+        from training.gguf import GGUFError, convert
+
+        try:
+            g, _ = convert(model, work / "gguf", "f32")
+            run, wall = evaluate("llamacpp", str(g), seen, config)
+            act, text = agreement(runs[("seen", "trained")], run)
+            gguf_rate = act
+            print(f"\n## GGUF (f32) through --backend llamacpp: same action on {act:.1%} of held-out seconds, "
+                  f"same decision text on {text:.1%} ({wall:.0f} s); SW-F1 {run.summary()['sw_f1']}")
+        except (GGUFError, Exception) as exc:  # noqa: BLE001 - reported, the rest of the table stands
+            print(f"\n## GGUF: not run: {str(exc).splitlines()[0]}")
+
+    total = time.perf_counter() - t_all
+    s = {lab: dict(r) for lab, r in ((sp, rows[sp]) for sp in rows)}
+    tr, he, al = (s["seen"][x]["sw_f1"] or 0.0 for x in ("trained", "heuristic", "always"))
+    dup = s["seen"]["trained"]["duplicate_rate"]
+    print("\n## goals")
+    print(f"- seen SW-F1 {tr:.3f} >= heuristic {he:.3f}: {'MET' if tr >= he else 'MISSED'}")
+    print(f"- seen SW-F1 {tr:.3f} >= always {al:.3f} + 0.3: {'MET' if tr >= al + 0.3 else 'MISSED'}")
+    print(f"- duplicate rate {dup:.3f} <= 0.10: {'MET' if dup <= 0.10 else 'MISSED'}")
+    if gguf_rate is not None:
+        print(f"- torch vs llamacpp agreement {gguf_rate:.1%} >= 95%: {'MET' if gguf_rate >= 0.95 else 'MISSED'}")
+    print(f"- wall {total / 60:.1f} min <= 30: {'MET' if total <= 1800 else 'MISSED'}")
+    if not a.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
