@@ -1,6 +1,6 @@
 """DAMI-style interpolation on the tiny Instruct/Thinking pair (engine/dami/tiny_pair.py).
 
-Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–6):
+Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–DIGITS):
 
 * accuracy and mean generated tokens at fixed λ ∈ {0, 0.25, 0.5, 0.625, 0.75, 1};
 * DAMI zero-shot (confidence + discrepancy; u_lo/u_hi calibrated on a separate train split) and
@@ -198,7 +198,7 @@ def main() -> None:
     t0 = time.perf_counter()
     paths = build_pair(out / "pair", a.base_steps, a.ft_steps, a.seed, log_every=100)
     built = time.perf_counter() - t0
-    stamp = next((out / "pair").glob(f"done-{DIGITS}d-{a.base_steps}-{a.ft_steps}-{a.seed}"))
+    stamp = next((out / "pair").glob(f"done-{DIGITS}d-{a.base_steps}-{a.ft_steps}-*-{a.seed}"))
     print(f"pair: {paths.instruct.parent} (trained in {float(stamp.read_text()):.0f} s; this run {built:.0f} s)")
 
     from transformers import AutoModelForCausalLM

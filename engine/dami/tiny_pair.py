@@ -1,6 +1,6 @@
 """A real, tiny Instruct/Thinking pair made the way real pairs are made, trainable on 2 CPU cores.
 
-Task: 6-digit addition ``Q:001234+005678\\nA:``; difficulty = the number of carries (0–6). A shared base
+Task: 5-digit addition ``Q:01234+05678\\nA:``; difficulty = the number of carries (0–5). A shared base
 (a tiny Qwen3) is trained on both answer formats for the same prompt, then fine-tuned equally (same
 steps, rate and data stream) into
 
@@ -22,7 +22,7 @@ import torch
 
 THINK, END_THINK, EOS, PAD, UNK = "<think>", "</think>", "<|im_end|>", "<pad>", "<unk>"
 CHARS = list("0123456789+=,:QA\n")
-DIGITS = 6  # at 4 digits the direct model learned addition almost perfectly (98.5%): no room to think
+DIGITS = 5  # at 4 digits direct answers were 98.5% right (nothing to think about), at 6 digits 0%
 BYTES = [f"<0x{i:02X}>" for i in range(256)]
 
 # The question is the first quoted block of the brain's message (engine.brain.brain_messages), or the
@@ -173,13 +173,13 @@ class PairPaths:
 
 
 def build_pair(out: str | Path, base_steps: int = 600, ft_steps: int = 250, seed: int = 0,
-               log_every: int = 0) -> PairPaths:
+               log_every: int = 0, ft_lr: float = 5e-4) -> PairPaths:
     """Train base → Instruct and → Thinking; save both under ``out``. Reuses a finished pair."""
     import copy
 
     out = Path(out)
     paths = PairPaths(out / "instruct", out / "thinking")
-    stamp = out / f"done-{DIGITS}d-{base_steps}-{ft_steps}-{seed}"
+    stamp = out / f"done-{DIGITS}d-{base_steps}-{ft_steps}-{ft_lr:g}-{seed}"
     if stamp.exists():
         return paths
     t0 = time.perf_counter()
@@ -190,7 +190,8 @@ def build_pair(out: str | Path, base_steps: int = 600, ft_steps: int = 250, seed
     for mode, path, template in (("direct", paths.instruct, INSTRUCT_TEMPLATE),
                                  ("think", paths.thinking, THINKING_TEMPLATE)):
         m = copy.deepcopy(base)
-        train(m, tok, ft_steps, mode, seed + 1, lr=1e-3, log_every=log_every)  # same data stream for both
+        # same data stream and a gentle rate for both: real pairs stay close to their shared base
+        train(m, tok, ft_steps, mode, seed + 1, lr=ft_lr, log_every=log_every)
         m.save_pretrained(path)
         make_tokenizer(template).save_pretrained(path)
     paths.seconds = time.perf_counter() - t0
