@@ -43,11 +43,12 @@ def freeze(flavour: str, dist: Path, work: Path) -> Path:
     return dist / "presence"
 
 
-def pack_linux(bundle: Path, out: Path, work: Path) -> list[Path]:
+def pack_linux(bundle: Path, out: Path, work: Path, formats: set[str]) -> list[Path]:
     import package
 
     v = version()
-    return [package.build_deb(bundle, v, out, work), package.build_tarball(bundle, v, out)]
+    made = [package.build_deb(bundle, v, out, work)] if "deb" in formats else []
+    return made + ([package.build_tarball(bundle, v, out)] if "tar" in formats else [])
 
 
 def pack_windows(bundle: Path, out: Path) -> list[Path]:
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flavour", choices=("lite", "full"), default="lite")
     ap.add_argument("--out", default=str(ROOT / "dist"), help="where the packages go")
     ap.add_argument("--work", default=str(ROOT / "build"), help="PyInstaller's work folder (its cache)")
+    ap.add_argument("--formats", default="deb,tar", help="Linux: deb, tar or both (comma-separated)")
     ap.add_argument("--skip-freeze", action="store_true", help="pack the bundle already in <out>/<flavour>")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     t_freeze = time.monotonic() - t0
     system = platform.system()
     if system == "Linux":
-        artifacts = pack_linux(bundle, out, work)
+        artifacts = pack_linux(bundle, out, work, set(args.formats.split(",")))
     elif system == "Windows":
         artifacts = pack_windows(bundle, out)
     elif system == "Darwin":

@@ -190,8 +190,9 @@ class HardwarePage(QWizardPage):
     def _gpu_note(self, builds: dict[str, str]) -> str:
         if not (self.rec.settings.get("backend.llamacpp.n_gpu_layers") == -1 and "CPU only" in builds.get("llama.cpp", "")):
             return ""
-        return (f"This download of Presence runs llama.cpp on the CPU only. For your {self.hw.gpu_kind.upper()} GPU, "
-                "install the GPU build (see Help → GPU pack); nothing is downloaded without your click.")
+        return (f"This build of Presence runs llama.cpp on the CPU only. For your {self.hw.gpu_kind.upper()} GPU, get "
+                f"the llama.cpp {self.hw.gpu_kind} pack from the release page and unpack it into the packs folder of "
+                "Presence's data folder. Presence never downloads it by itself.")
 
     def installed(self) -> bool:
         return self.store.entry(self.rec.preset.repo_id).installed
@@ -248,7 +249,8 @@ class PermissionsPage(QWizardPage):
         self.screen.setText("Screen capture: " + (fix or "OK, nothing to allow."))
         ok, detail = self.mic_probe()
         extra = MIC_FIX.get(self.kind, "")
-        self.mic.setText("Microphone: " + ("OK, " if ok else "not available. ") + detail + (" " + extra if extra else ""))
+        self.mic.setText("Microphone: " + ("OK, " if ok else "not available. ") + detail.rstrip(".") + "."
+                         + (" " + extra if extra else ""))
 
 
 class VoicePage(QWizardPage):

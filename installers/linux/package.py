@@ -7,6 +7,7 @@ nothing but the user's own settings and data (in their home directory, never tou
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tarfile
@@ -24,7 +25,11 @@ RECOMMENDS = "libportaudio2"
 
 def stage(bundle: Path, root: Path) -> None:
     """The installed file tree under ``root`` (shared by the .deb and the tarball)."""
-    shutil.copytree(bundle, root / "opt" / "presence", symlinks=True)
+    try:  # hard links: the bundle is ~1 GB and the package only reads it
+        shutil.copytree(bundle, root / "opt" / "presence", symlinks=True, copy_function=os.link)
+    except OSError:  # another filesystem
+        shutil.rmtree(root / "opt" / "presence", ignore_errors=True)
+        shutil.copytree(bundle, root / "opt" / "presence", symlinks=True)
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "presence").symlink_to("/opt/presence/presence")
     apps = root / "usr" / "share" / "applications"
