@@ -137,3 +137,12 @@ def test_gguf_pair_serves_merged_buckets(pair, tmp_path):
                                  cache_size=3))
     auto.ask(Q, "", None, 30.0)
     assert auto.last.uncertainty is not None and auto.last_lambda in BUCKETS
+
+
+def test_every_option_has_a_default_and_a_doc():
+    import dataclasses
+
+    docs = DamiOptions.docs()
+    names = [f.name for f in dataclasses.fields(DamiOptions)]
+    assert names and all(docs.get(n) for n in names), sorted(set(names) - set(docs))
+    assert DamiOptions().thinking_from == 0.5 and DamiOptions().lam_mode == "auto"
