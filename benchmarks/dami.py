@@ -268,7 +268,10 @@ def main() -> None:
     fixed_front = front({k: v for k, v in points.items() if k.startswith("fixed")})
     print(f"\nfront of the fixed λ alone: {', '.join(sorted(fixed_front))} (ties with equal accuracy and tokens "
           "stay on it)")
-    mids = [f for f in fixed_front if 0 < float(f.split("=")[1]) < 1]
+    ends = {points["fixed λ=0"], points["fixed λ=1"]}
+    mids = [f for f in fixed_front if 0 < float(f.split("=")[1]) < 1 and points[f] not in ends]
+    ties = [f for f in fixed_front if 0 < float(f.split("=")[1]) < 1 and points[f] in ends]
+    print(f"in-between fixed λ merely tied with an end: {', '.join(sorted(ties)) or 'none'} (not counted)")
     print(f"in-between fixed λ on that front: {', '.join(sorted(mids)) or 'none'}   "
           f"[goal ≥ 1: {'met' if mids else 'MISSED: the pair is not interpolable in this sense'}]")
 
