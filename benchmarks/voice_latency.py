@@ -103,7 +103,8 @@ def bench_tts(n: int) -> dict:
     speaker = Speaker(tts, bus, time.monotonic, SpeakerOptions(overlap="queue")).attach()
     mon = Monitor("speaker")
     time.sleep(0.5)
-    res: dict[str, dict[str, list[float]]] = {m: {"cb": [], "heard": []} for m in TTS_MODES}
+    res: dict[str, dict[str, list[float]]] = {m: {"cb": [], "heard": [], "sink": [], "synth": [], "device": []}
+                                              for m in TTS_MODES}
     names = list(TTS_MODES)
     for i in range(n):
         for mode in names[i % len(names):] + names[: i % len(names)]:
@@ -123,6 +124,10 @@ def bench_tts(n: int) -> dict:
             h.interrupt()
             h.wait(10)
             res[mode]["cb"].append((h.first_audio_wall - t0) * 1000)
+            lt = tts.last_timing  # decision → speak → output ready (sink) → first chunk synthesized → first block
+            res[mode]["sink"].append(lt["sink_ms"])
+            res[mode]["synth"].append((lt["first_feed_wall"] - lt["speak_wall"]) * 1000 - lt["sink_ms"])
+            res[mode]["device"].append((h.first_audio_wall - lt["first_feed_wall"]) * 1000)
             heard = mon.first_after(t0)
             if heard is not None:
                 res[mode]["heard"].append((heard - t0) * 1000)
@@ -238,6 +243,11 @@ def main() -> None:
             if heard:
                 line += f"; heard on the sink p50 {pct(heard, .5):.0f} ms, p95 {pct(heard, .95):.0f} ms"
             print(line)
+            r = t["res"][mode]
+            print("    of which: " + ", ".join(
+                f"{what} p50 {pct(r[key], .5):.0f} / p95 {pct(r[key], .95):.0f} / max {max(r[key]):.0f} ms"
+                for key, what in (("sink", "output ready (stream opened or joined)"),
+                                  ("synth", "first chunk synthesized"), ("device", "first chunk → first block out"))))
         p = {m: (pct(t["res"][m]["cb"], .5), pct(t["res"][m]["cb"], .95)) for m in TTS_MODES}
         print(f"one stream for the session vs a stream per utterance: first audio p50 {p['per_utterance'][0]:.0f} → "
               f"{p['persistent'][0]:.0f} ms, p95 {p['per_utterance'][1]:.0f} → {p['persistent'][1]:.0f} ms (goal ≤ 300 ms: "

@@ -92,6 +92,7 @@ class PiperTTS:
                 pass
         self.synth_s = 0.0  # seconds spent synthesizing, for the real-time factor
         self.audio_s = 0.0  # seconds of audio synthesized
+        self.last_timing: dict = {}  # of the last speak(): see speak()
         self.last_error = ""
         self.persistent = persistent  # False: a stream per utterance (the before-state, for the benchmark)
         self.output: SpeechOutput | None = None
@@ -142,9 +143,18 @@ class PiperTTS:
         return self.output.begin(on_block=on_block, **kwargs)
 
     def speak(self, handle: UtteranceHandle) -> None:
+        t0 = time.perf_counter()
         sink = self._open_sink(handle)
+        # where the time to first audio goes, for the benchmark: getting the output (opening a stream,
+        # or joining the open one) and synthesizing the first chunk; the rest is the device's first block
+        self.last_timing = {"speak_wall": t0, "sink_ms": (time.perf_counter() - t0) * 1000, "first_feed_wall": None}
         handle.on_interrupt(sink.stop)
         producer_error: list[BaseException] = []
+
+        def feed(audio: np.ndarray) -> None:
+            if self.last_timing["first_feed_wall"] is None:
+                self.last_timing["first_feed_wall"] = time.perf_counter()
+            sink.feed(audio)
 
         def produce() -> None:
             try:
@@ -152,11 +162,11 @@ class PiperTTS:
                     for audio in self.synthesize(handle.text):
                         if not handle.should_play():
                             break
-                        sink.feed(audio)
+                        feed(audio)
                 else:
                     whole = list(self.synthesize(handle.text, chunked=False))
                     if whole and handle.should_play():
-                        sink.feed(np.concatenate(whole))
+                        feed(np.concatenate(whole))
             except BaseException as exc:  # noqa: BLE001 - reported from speak()
                 producer_error.append(exc)
             finally:
