@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 ASSETS ?= $(abspath ../shared/test-assets)
 APT_PKGS := libportaudio2 xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 xdotool ffmpeg \
-            pulseaudio pulseaudio-utils libasound2-plugins fonts-dejavu-core
+            pulseaudio pulseaudio-utils libasound2-plugins fonts-dejavu-core nsis strace
 LLAMA := llama-cpp-python[server]==0.3.36
 
 .PHONY: run test install install-test apt lint benchmarks clean gguf-converter
@@ -60,6 +60,11 @@ test: install-test
 	$(TEST_ENV) $(PY) -m pytest -q tests/ui $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ $$rc -gt 128 ]; then echo "Qt test process crashed (exit $$rc); rerunning it once"; \
 	    $(TEST_ENV) $(PY) -m pytest -q tests/ui $(PYTEST_ARGS); else exit $$rc; fi; }
+
+.PHONY: dist
+# Installers for this platform (installers/README.md): ARGS="--flavour full" adds torch.
+dist: install-test
+	$(PY) installers/build.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
