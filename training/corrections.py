@@ -216,8 +216,8 @@ class FrameKeepingBackend(Backend):
 
 def export_session(store: CorrectionStore, session: str, out_dir: str | Path, standing_weight: float = 0.5,
                    use_corrections: bool = True) -> Path:
-    """Write ``<session>.mp4`` (the kept frames, one per second) and ``<session>.json`` (per-second
-    annotation) to ``out_dir``. Corrected seconds weigh 1.0, the others ``standing_weight``."""
+    """Write ``<session>.avi`` (the kept frames, one per second, lossless) and ``<session>.json``
+    (per-second annotation) to ``out_dir``. Corrected seconds weigh 1.0, the others ``standing_weight``."""
     from training.dataset import Annotation, Item, write_annotation
 
     frames = dict(store.frames(session))
@@ -229,7 +229,7 @@ def export_session(store: CorrectionStore, session: str, out_dir: str | Path, st
     corrections = store.active(session) if use_corrections else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    video = out / f"{session}.mp4"
+    video = out / f"{session}.avi"
     _write_video(video, frames, duration)
     responses, weights = [], {}
     for t in range(duration):
@@ -249,10 +249,11 @@ def export_session(store: CorrectionStore, session: str, out_dir: str | Path, st
 
 
 def _write_video(path: Path, frames: dict[int, np.ndarray], duration: int, fps: int = 2) -> None:
-    """One frame per second held for ``fps`` frames (a second without a kept frame repeats the last)."""
+    """One frame per second held for ``fps`` frames (a second without a kept frame repeats the last).
+    FFV1 is lossless: training sees the very pixels the model saw live, not a re-encoding of them."""
     first = frames[min(frames)]
     h, w = first.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
     if not writer.isOpened():
         raise CorrectionError(f"cannot write video {path}")
     last = first

@@ -1,13 +1,12 @@
 """Episodes laid out exactly as the torch backend lays out its live context.
 
 No layout code lives here. A clip is played through the real :class:`engine.session.Session` (frame
-decoding, one-second sampling, resizing, query timing, chunk boundaries) into :class:`LayoutRecorder`,
-a :class:`~engine.backends.torch_vlm.TorchBackend` whose only change is that its forward step
-records the ids, M-RoPE positions and pixel tensors instead of running the model, and whose decision
-each second is the gold one. Everything else — the chunk prefix, time markers, image tokens, the
-``<|im_end|>`` handling and pending-token queue, the positions from ``RopeTracker`` — is the
-backend's own code, so a later layout change shows up in training (and in the train-equals-live
-test) instead of silently diverging.
+decoding, one-second sampling, resizing, query timing, chunk boundaries) into :class:`LayoutRecorder`:
+the real :class:`~engine.backends.torch_vlm.TorchBackend` (its ``CHATML`` layout, chunk prefix, time
+markers, commit through ``DecisionDecoder``) on a :class:`RecordingContext`, a ``TorchContext`` whose
+only change is that its forward step records the ids, M-RoPE positions (its own ``RopeTracker``)
+and pixel tensors instead of running the model. The decision each second is the gold one. So a later
+layout change shows up in training (and in the train-equals-live test) instead of silently diverging.
 
 An episode is an answer-centred window of 20–60 ticks plus the earlier history of its chunk as
 context (the reference trains on such windows): the sequence runs from the chunk start to the end
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.backends.base import BackendConfig
+from engine.backends.torch_context import TorchContext
 from engine.backends.torch_vlm import TorchBackend
 from engine.clock import VirtualClock
 from engine.context import ChunkPrefix, Turn
@@ -57,8 +57,32 @@ class ChunkLayout:
         return sum(len(s.ids) for s in self.segments)
 
 
+class RecordingContext(TorchContext):
+    """The torch live context with its model call replaced by a recorder."""
+
+    chunks: list[ChunkLayout]
+
+    def reset(self) -> None:
+        super().reset()
+        self.chunks.append(ChunkLayout())
+
+    def _forward(self, ids: list[int], pixel_values=None, grid=None) -> None:
+        t_ids = torch.tensor([ids], dtype=torch.long)  # [1, L]
+        pos = self.rope.positions(t_ids, grid)  # [3, 1, L]
+        at = ids.index(self.image_token_id) if pixel_values is not None else None
+        self.chunks[-1].segments.append(Segment(list(ids), pos[:, 0, :].clone(), pixel_values, grid, at))
+        self.ids.extend(ids)
+        self._logits = torch.zeros(1)  # only "a forward happened" is ever asked of it
+
+    def flush(self) -> None:
+        """Evaluate the last decision's queued tokens (the next turn would have)."""
+        if self.chunks and self.pending:
+            self._forward(self.pending)
+            self.pending = []
+
+
 class LayoutRecorder(TorchBackend):
-    """The torch backend with its model call replaced by a recorder and its decisions forced."""
+    """The torch backend on a recording context, committing the gold decision every second."""
 
     name = "torch-layout"
 
@@ -68,18 +92,15 @@ class LayoutRecorder(TorchBackend):
         self.chunks: list[ChunkLayout] = []
         self._t = -1
 
-    # The one overridden step: what the live backend would feed the model, recorded instead.
-    def _forward(self, ids: list[int], pixel_values=None, grid=None) -> None:
-        t_ids = torch.tensor([ids], dtype=torch.long)  # [1, L]
-        pos = self.rope.positions(t_ids, grid)  # [3, 1, L]
-        at = ids.index(self.image_token_id) if pixel_values is not None else None
-        self.chunks[-1].segments.append(Segment(list(ids), pos[:, 0, :].clone(), pixel_values, grid, at))
-        self.ids.extend(ids)
-        self._logits = torch.zeros(1)  # observe() only checks that a forward happened
+    def context(self, seq_id: int) -> TorchContext:
+        ctx = super().context(seq_id)
+        ctx.__class__ = RecordingContext  # the backend's own context, built by its own code; only _forward differs
+        ctx.chunks = self.chunks
+        return ctx
 
     def start_chunk(self, prefix: ChunkPrefix) -> None:
-        self.flush()
-        self.chunks.append(ChunkLayout())
+        if self.ctx is not None and self.chunks:
+            self.ctx.flush()  # the live cache drops the last decision's tail at a boundary; training keeps it
         super().start_chunk(prefix)
 
     def observe(self, turn: Turn) -> None:
@@ -90,25 +111,21 @@ class LayoutRecorder(TorchBackend):
         yield self.gold[self._t]
 
     def commit(self, text: str) -> None:
-        # The gold decision is committed whatever the session's talk settings made of it: the
-        # labels are what the model should have written.
+        # The gold decision is committed whatever the session's talk settings made of it: the labels
+        # are what the model should have written.
         gold = self.gold[self._t]
+        start = len(self.ctx.context_ids())
         super().commit(gold)
-        start = len(self.ids)  # the decision's tokens are queued: prefilled first with the next turn
-        n = len(self._encode(gold.strip())) + 1  # the decision and its <|im_end|>; not the "\n"
+        n = len(self.ctx.tokenize(gold.strip())) + 1  # the decision and its <|im_end|>; not the "\n"
         self.chunks[-1].labels[self._t] = (start, start + n)
-
-    def flush(self) -> None:
-        """Prefill the last decision's queued tokens (the next turn would have)."""
-        if self.chunks and self.pending:
-            self._forward(self.pending)
-            self.pending = []
 
 
 def layout_clip(model, processor, ann: Annotation, options: SessionOptions | None = None) -> list[ChunkLayout]:
     """Play ``ann``'s clip through the session into the recorder; one layout per chunk."""
     rec = LayoutRecorder(ann.decisions())
-    rec.attach(model, processor, BackendConfig(model="layout", options={"fast_attention": False}))
+    cfg = BackendConfig(model="layout")
+    cfg.kv.fast_attention = False  # attach() sets the model's attention: stock SDPA, which training runs
+    rec.attach(model, processor, cfg)
     opts = options or SessionOptions()
     opts.duration_s = float(ann.duration)
     opts.source_label = str(ann.video)
@@ -118,7 +135,7 @@ def layout_clip(model, processor, ann: Annotation, options: SessionOptions | Non
     result = session.run()
     if result.error:
         raise RuntimeError(f"{ann.path}: {result.error}")
-    rec.flush()
+    rec.ctx.flush()
     return rec.chunks
 
 

@@ -60,10 +60,12 @@ def build_tiny_model(out: str | Path, texts: list[str], hidden: int = 128, layer
 
     tok = build_tokenizer(texts, vocab_size)
     conv = tok.convert_tokens_to_ids
+    half = hidden // 4 // 2  # rotary pairs per head (4 heads): M-RoPE splits them over (t, h, w)
+    section = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
     text = dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
                 bos_token_id=conv("<|endoftext|>"), eos_token_id=conv("<|im_end|>"), pad_token_id=conv("<|endoftext|>"),
-                rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [4, 6, 6]})
+                rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": section})
     # depth 4: llama.cpp maps the merger MLP (mlp.0, mlp.2) through block indexes, so depth must exceed 2
     vision = dict(depth=4, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden, patch_size=14,
                   spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1, 3])

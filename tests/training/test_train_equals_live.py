@@ -23,7 +23,7 @@ from training.episodes import layout_clip  # noqa: E402
 
 class ForcedLive(TorchBackend):
     """The live backend, unchanged, except that the session's commit is replaced by the gold decision,
-    and every position it computes is logged (crops included)."""
+    and every position its context computes is logged (rollbacks and chunk resets included)."""
 
     def __init__(self, gold):
         super().__init__()
@@ -31,7 +31,8 @@ class ForcedLive(TorchBackend):
 
     def attach(self, *a, **kw):
         super().attach(*a, **kw)
-        rope, positions, crop = self.rope, self.rope.positions, self.rope.crop
+        rope = self.ctx.rope
+        positions, crop, reset = rope.positions, rope.crop, rope.reset
 
         def logged_positions(ids, grid):
             p = positions(ids, grid)
@@ -41,14 +42,13 @@ class ForcedLive(TorchBackend):
         def logged_crop(n):
             crop(n)
             if n > 0:
-                flat = torch.cat(self.pos, dim=1)[:, :-n]
-                self.pos[:] = [flat]
+                self.pos[:] = [torch.cat(self.pos, dim=1)[:, :-n]]
 
-        rope.positions, rope.crop = logged_positions, logged_crop
+        def logged_reset():
+            reset()
+            self.pos.clear()
 
-    def start_chunk(self, prefix):
-        self.pos = []
-        super().start_chunk(prefix)
+        rope.positions, rope.crop, rope.reset = logged_positions, logged_crop, logged_reset
 
     def observe(self, turn):
         self.t = turn.t
@@ -86,6 +86,7 @@ def test_training_layout_equals_live_context(family, request, small_suite):
     live_ids = live.context_ids()
     assert train_ids == live_ids
     held = len(live.ids)  # the live cache holds all but the last decision (queued for the next turn)
+    assert held < len(live_ids)  # and it did generate and roll back: the test covers the commit path
     live_pos = torch.cat(live.pos, dim=1)
     assert live_pos.shape[1] == held
     assert torch.equal(train_pos[:, :held], live_pos)
