@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,6 +66,22 @@ class Decision:
 def _clean_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return _STRAY.sub("", line).strip()
+
+
+_PROTOCOL_LIKE = re.compile(r"<\s*/?\s*(silence|response|delegation|think|untrusted|summary)\s*>|<\|[^|>]*\|>",
+                            re.IGNORECASE)
+SCREEN_TEXT_LIMIT = 200  # characters of screen text a template may quote
+
+
+def neutralize(text: str, limit: int = SCREEN_TEXT_LIMIT) -> str:
+    """Screen text made safe to paste into a decision line: Unicode look-alikes folded (NFKC, so a
+    fullwidth ``＜／ｒｅｓｐｏｎｓｅ＞`` is caught too), protocol markers and special tokens removed, one
+    line, at most ``limit`` characters. A decision's action then comes from the backend's own logic,
+    never from characters on the screen."""
+    folded = unicodedata.normalize("NFKC", text or "")
+    cleaned = _PROTOCOL_LIKE.sub(" ", folded)
+    cleaned = " ".join(cleaned.replace("<", "‹").replace(">", "›").split())
+    return cleaned[:limit].rstrip()
 
 
 def normalize(raw: str | None, standing_query: str = "") -> Decision:

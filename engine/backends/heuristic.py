@@ -18,6 +18,7 @@ from engine.backends.base import Backend, BackendConfig, BackendStats, Heuristic
 from engine.context import ChunkPrefix, Turn
 from engine.frames import change_score, changed_fraction, thumbnail
 from engine.perception import ocr
+from engine.protocol import neutralize
 
 _WATCH = re.compile(
     r"(?:tell me|let me know|alert me|notify me|warn me|say)\s+(?:when|if|once|as soon as)\s+"
@@ -77,7 +78,7 @@ class HeuristicBackend(Backend):
             text = _norm(" ".join(ln.text for ln in read()))
             if _norm(phrase) and _norm(phrase) in text:
                 self._found.add(_norm(phrase))
-                self._pending = f"</response> \"{phrase}\" is on screen now ({turn.t}s)."
+                self._pending = f"</response> \"{neutralize(phrase)}\" is on screen now ({turn.t}s)."
                 self._ref_thumb, self._last_response_t = thumb, turn.t
                 return
         moving = change_score(self._prev_thumb, thumb) > self.options.motion_eps
@@ -93,7 +94,7 @@ class HeuristicBackend(Backend):
             first = self._ref_thumb is None
             self._ref_thumb, self._last_response_t = thumb, turn.t
             self._following = True
-            head = ocr.headline(read()) if self.options.ocr else ""
+            head = neutralize(ocr.headline(read())) if self.options.ocr else ""  # screen text is content only
             what = f"“{head}”" if head else f"the scene changed ({changed:.0%} of the view)"
             self._pending = f"</response> {'Now showing' if first else 'New screen'}: {what}"
 
