@@ -182,6 +182,8 @@ def test_readings_find_a_named_value():
     assert readings.value_text(lines, "price") == "$24.99"  # no "price" label: the money amount
     assert readings.value_text(lines, "blue kettle") == "$24.99"  # the name alone on its line: the next line
     assert readings.number(lines, "temperature") is None
+    menu = [TextLine("Sort by: Price", 0.9, 20, 10), TextLine("Orange", 0.9, 20, 40)]
+    assert readings.value_text(menu, "price") == ""  # a price is a money amount, never the next word
 
 
 def test_view_tracker_offers_settled_cuts_but_not_exposure_shifts():
