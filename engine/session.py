@@ -147,6 +147,7 @@ class Session:
         self._scheduled: list[tuple[float, str, str]] = []  # (stream time, kind, text), virtual mode
         self._stop = threading.Event()
         self._write_error: str | None = None
+        self._last_backend_error = ""
         self._paused = threading.Event()
         self._pause_lock = threading.Lock()
         self._paused_at = 0.0
@@ -211,6 +212,8 @@ class Session:
         finally:
             if self._write_error is not None:  # written wherever it still can be (the other sink, stderr)
                 self._fail("write", self._write_error)
+            elif self.result.decisions == 0 and self._last_backend_error:  # never answered once: not a success
+                self._fail("backend", f"the backend never answered ({self._last_backend_error})")
             self.memory.close()
             if self.delegator is not None:
                 self.delegator.close()
@@ -385,6 +388,7 @@ class Session:
             raise
         except BackendError as exc:
             self.bus.publish(t, ErrorRaised(where="backend", message=str(exc)))
+            self._last_backend_error = str(exc)
             return self._skip(t, "backend_error")
         stats = self.backend.stats()
         total_ms = (time.perf_counter() - t_start) * 1000

@@ -67,3 +67,21 @@ def test_non_finite_or_negative_settings_are_refused(tmp_path, value):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cooldown_s" in r.stderr, r.stderr
     r = presence("run", "--headless", "--duration", value, "--store", str(tmp_path / "s.sqlite"))
     assert r.returncode == 2 and "--duration" in r.stderr
+
+
+def test_a_backend_that_never_answers_is_a_failed_run(tmp_path):
+    """An OpenAI-compatible server that is down for the whole run: every second is logged as skipped,
+    and the run exits 4 with one line instead of 0."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "run.jsonl"
+    r = presence("run", "--headless", "--fast", "--quiet", "--backend", "openai", "--url", f"http://127.0.0.1:{port}/v1",
+                 "--model", "m", "--no-speak", "--duration", "3", "--set", "backend.timeout_s=1",
+                 "--set", "backend.openai.retries=0", "--log", str(log), "--store", str(tmp_path / "s.sqlite"))
+    assert r.returncode == 4, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "never answered" in lines[0]
+    assert log.read_text().count('"reason":"backend_error"') == 3
