@@ -27,6 +27,7 @@ from pathlib import Path
 
 from app import registry
 from app.config import Settings, data_dir
+from app.retention import apply_retention
 from app.sources import parse_source
 from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
@@ -144,6 +145,10 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     closers: list[Callable[[], None]] = [backend.close]
     built = Built(None, bus, None, closers)  # type: ignore[arg-type] - the session is set below
     try:
+        if not store:  # the retention settings apply to the per-session stores of the data dir
+            forgotten = apply_retention(data_dir() / "sessions", settings.storage.keep_days, settings.storage.max_gb)
+            if forgotten.sessions:
+                report(f"presence: retention deleted {len(forgotten.sessions)} old sessions")
         store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
         for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path)]:
             _guard(built, sink, settings.storage, report)

@@ -34,6 +34,10 @@ class StorageOptions:
     buffer_s: float = setting(600.0, "wait mode: seconds of events held in memory before the session ends",
                               ge=10.0, le=86400.0)
     retry_s: float = setting(2.0, "wait mode: seconds between two retries", ge=0.1, le=600.0)
+    keep_days: float = setting(0.0, "delete recorded sessions older than this many days when a session starts "
+                                    "(0 = keep them)", ge=0.0)
+    max_gb: float = setting(0.0, "keep the recorded sessions under this many GB, oldest deleted first (0 = no limit)",
+                            ge=0.0)
 
 
 EVENTS_PER_SECOND_CAP = 50  # hard bound on held events per buffered second (a burst cannot grow memory)
