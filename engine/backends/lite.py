@@ -271,7 +271,7 @@ class LiteBackend(Backend):
 
     def _view_line(self, ch: ViewChange) -> str:
         p = self.plan
-        label = p.subject if p.subject in instructions.VIEWS else ch.label
+        label = p.subject if instructions.is_view(p.subject) else ch.label
         if p.kind == "summarize":
             body = "; ".join(ch.body)
             body = body if len(body) <= 160 else body[:157].rsplit(" ", 1)[0] + "…"
@@ -329,7 +329,7 @@ class LiteBackend(Backend):
     def _trigger_one(self, turn: Turn) -> Event | None:
         p, st, t = self.plan, self._state, turn.t
         screen = glossary.fold(self.screen_text)
-        if p.kind in _VIEW_PLANS and (p.kind != "change" or p.subject in instructions.VIEWS):
+        if p.kind in _VIEW_PLANS and (p.kind != "change" or instructions.is_view(p.subject)):
             return self._view_event(turn)
         if p.kind == "change":
             return self._value_event(turn)

@@ -33,7 +33,8 @@ STATES = ["sold out", "out of stock", "in stock", "available", "on sale", "open"
 STOP = set("a an the is are was were be been of to in on at for and or any anything every each me my you your "
            "it this that what which who how when where shown show showed tell let know please there here "
            "start beginning earlier before ago much many did does do".split())
-VIEWS = ("slide", "page", "screen", "window", "view", "scene", "tab", "chapter", "picture", "image", "camera")
+VIEWS = ("slide", "page", "screen", "window", "view", "scene", "tab", "chapter", "picture", "image", "camera", "video",
+         "feed", "display")
 EXAMPLES = ("\"tell me when the slide changes\", \"summarize each slide\", \"tell me when the word DONE appears\", "
             "\"tell me in 30 s\", \"what is on screen?\"")
 
@@ -87,6 +88,11 @@ _IS_STATE = re.compile(r"^(?:the\s+)?(?P<subj>[\w' -]{1,40}?)\s+(?:is|are|goes|g
 _TEXTY = {"error", "errors", "warning", "warnings", "message", "notification", "popup", "pop-up", "banner", "alert",
           "dialog", "exception", "traceback"}
 _VAGUE = {"", "it", "anything", "something", "any item", "an item", "everything", "they", "this", "that"}
+
+
+def is_view(subject: str) -> bool:
+    """Whether a change subject is the whole view ("slide", "camera feed"), not a value on it ("price")."""
+    return any(w.rstrip("s") in VIEWS for w in subject.lower().split())
 
 
 def parse_number(s: str) -> int:
