@@ -1,6 +1,6 @@
 """DAMI-style interpolation on the tiny Instruct/Thinking pair (engine/dami/tiny_pair.py).
 
-Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–DIGITS):
+Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–--digits):
 
 * accuracy and mean generated tokens at fixed λ ∈ {0, 0.25, 0.5, 0.625, 0.75, 1};
 * DAMI zero-shot (confidence + discrepancy; u_lo/u_hi calibrated on a separate train split) and
@@ -27,11 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.dami import tiny_pair  # noqa: E402
 from engine.dami.interp import interpolate_state  # noqa: E402
 from engine.dami.lam import BUCKETS, PrefEstimator, ZeroShotLambda, uncertainty  # noqa: E402
 from engine.dami.scoring import confidence, discrepancy, instruct_probe, teacher_probs  # noqa: E402
 from engine.dami.serve import BucketCache, InPlaceSwapper  # noqa: E402
-from engine.dami.tiny_pair import DIGITS, THINK, build_pair, graded_set, make_tokenizer, parse_answer  # noqa: E402
+from engine.dami.tiny_pair import THINK, build_pair, graded_set, make_tokenizer, parse_answer  # noqa: E402
 from engine.dami.weights import SafetensorsDict  # noqa: E402
 
 FIXED = (0.0, 0.25, 0.5, 0.625, 0.75, 1.0)
@@ -65,7 +66,7 @@ def generate(model, tok, problems, lam: float, thinking_from: float = 0.5, batch
     for s in range(0, len(problems), batch):
         chunk = problems[s:s + batch]
         ids = torch.tensor([tok(p.prompt + prefill, add_special_tokens=False)["input_ids"] for p in chunk])
-        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12 * DIGITS, do_sample=False,
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12 * tiny_pair.DIGITS, do_sample=False,
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
         for p, row in zip(chunk, gen.tolist(), strict=True):
             n = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
@@ -186,9 +187,11 @@ def gguf_costs(paths, out_dir: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/presence-dami", help="where the pair and GGUF files go")
-    ap.add_argument("--base-steps", type=int, default=600)
-    ap.add_argument("--ft-steps", type=int, default=250)
-    ap.add_argument("--n-per-level", type=int, default=40, help="held-out questions per carry count (0–DIGITS)")
+    ap.add_argument("--digits", type=int, default=4, help="operand width (measured: 4, 5, 6)")
+    ap.add_argument("--base-steps", type=int, default=800)
+    ap.add_argument("--ft-steps", type=int, default=300)
+    ap.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tune rate of both Instruct and Thinking")
+    ap.add_argument("--n-per-level", type=int, default=40, help="held-out questions per carry count (0–digits)")
     ap.add_argument("--train-per-level", type=int, default=40, help="train-split questions per carry count")
     ap.add_argument("--budget", type=float, default=0.6, help="zero-shot calibration token budget (× Thinking)")
     ap.add_argument("--seed", type=int, default=0)
@@ -196,9 +199,10 @@ def main() -> None:
     torch.set_num_threads(1)  # 2 shared cores: one thread was ~10x faster than two for these tiny models
     out = Path(a.out)
     t0 = time.perf_counter()
-    paths = build_pair(out / "pair", a.base_steps, a.ft_steps, a.seed, log_every=100)
+    tiny_pair.set_digits(a.digits)
+    paths = build_pair(out / "pair", a.base_steps, a.ft_steps, a.seed, log_every=100, ft_lr=a.ft_lr)
     built = time.perf_counter() - t0
-    stamp = next((out / "pair").glob(f"done-{DIGITS}d-{a.base_steps}-{a.ft_steps}-*-{a.seed}"))
+    stamp = next((out / "pair").glob(f"done-{a.digits}d-{a.base_steps}-{a.ft_steps}-{a.ft_lr:g}-{a.seed}"))
     print(f"pair: {paths.instruct.parent} (trained in {float(stamp.read_text()):.0f} s; this run {built:.0f} s)")
 
     from transformers import AutoModelForCausalLM
@@ -237,14 +241,14 @@ def main() -> None:
         points[name] = summarise(rows)
     on_front = front(points)
 
-    print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per carry count 0–{DIGITS}); train split {len(train)}; "
+    print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per carry count 0–{a.digits}); train split {len(train)}; "
           f"sweep {sweep_s:.0f} s")
-    print(f"\n| method | accuracy | mean tokens | acc. by carries {'/'.join(map(str, range(DIGITS + 1)))} | on front |")
+    print(f"\n| method | accuracy | mean tokens | acc. by carries {'/'.join(map(str, range(a.digits + 1)))} | on front |")
     print("|---|---|---|---|---|")
     for name, (acc, tk) in points.items():
         rows = table_h[float(name.split("=")[1])] if name.startswith("fixed") else dami[name][1]
         by = "/".join(f"{sum(r[0] for r, d in zip(rows, diff, strict=True) if d == c) / diff.count(c):.2f}"
-                      for c in range(DIGITS + 1))
+                      for c in range(a.digits + 1))
         print(f"| {name} | {acc:.3f} | {tk:.1f} | {by} | {'yes' if name in on_front else 'no'} |")
 
     think_acc, think_tok = points["fixed λ=1"]

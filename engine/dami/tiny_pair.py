@@ -1,6 +1,6 @@
 """A real, tiny Instruct/Thinking pair made the way real pairs are made, trainable on 2 CPU cores.
 
-Task: 5-digit addition ``Q:01234+05678\\nA:``; difficulty = the number of carries (0–5). A shared base
+Task: n-digit addition (default 4) ``Q:1234+5678\\nA:``; difficulty = the number of carries (0–n). A shared base
 (a tiny Qwen3) is trained on both answer formats for the same prompt, then fine-tuned equally (same
 steps, rate and data stream) into
 
@@ -22,7 +22,16 @@ import torch
 
 THINK, END_THINK, EOS, PAD, UNK = "<think>", "</think>", "<|im_end|>", "<pad>", "<unk>"
 CHARS = list("0123456789+=,:QA\n")
-DIGITS = 5  # at 4 digits direct answers were 98.5% right (nothing to think about), at 6 digits 0%
+# Measured (benchmarks/dami.py): at 4 digits direct answers were 98.5% right, at 5 digits 32%, at 6 digits 0%
+DIGITS = 4
+
+
+def set_digits(n: int) -> None:
+    """Operand width for everything below (the tiny model has 128 positions: at most 7 digits)."""
+    global DIGITS
+    if not 2 <= n <= 7:
+        raise ValueError("digits must be 2..7")
+    DIGITS = n
 BYTES = [f"<0x{i:02X}>" for i in range(256)]
 
 # The question is the first quoted block of the brain's message (engine.brain.brain_messages), or the
@@ -172,8 +181,8 @@ class PairPaths:
     seconds: float = 0.0
 
 
-def build_pair(out: str | Path, base_steps: int = 600, ft_steps: int = 250, seed: int = 0,
-               log_every: int = 0, ft_lr: float = 5e-4) -> PairPaths:
+def build_pair(out: str | Path, base_steps: int = 800, ft_steps: int = 300, seed: int = 0,
+               log_every: int = 0, ft_lr: float = 1e-3) -> PairPaths:
     """Train base → Instruct and → Thinking; save both under ``out``. Reuses a finished pair."""
     import copy
 
@@ -190,7 +199,7 @@ def build_pair(out: str | Path, base_steps: int = 600, ft_steps: int = 250, seed
     for mode, path, template in (("direct", paths.instruct, INSTRUCT_TEMPLATE),
                                  ("think", paths.thinking, THINKING_TEMPLATE)):
         m = copy.deepcopy(base)
-        # same data stream and a gentle rate for both: real pairs stay close to their shared base
+        # the same data stream and rate for both ("fine-tuned equally")
         train(m, tok, ft_steps, mode, seed + 1, lr=ft_lr, log_every=log_every)
         m.save_pretrained(path)
         make_tokenizer(template).save_pretrained(path)
