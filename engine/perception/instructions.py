@@ -66,8 +66,9 @@ _NARRATE = re.compile(r"\b(narrat\w*|commentat\w*|commentary|describe|play[- ]by
                       r"walk\s+me\s+through|keep\s+me\s+(?:posted|updated|informed|in\s+the\s+loop)|"
                       r"what(?:'s|\s+is)\s+(?:going\s+on|happening)|what\s+(?:happens|changes)|call\s+out|"
                       r"as\s+it\s+happens|every\s+event)\b", re.I)
-_QUESTION = re.compile(r"^\s*(what|what's|whats|how|which|who|where|when|is|are|was|were|did|does|do|can|could|"
-                       r"has|have|why)\b", re.I)
+# without a question mark: a leading "when"/"if" starts an instruction ("When a sign appears, translate it")
+_QUESTION = re.compile(r"^\s*(what|what's|whats|how|which|who|where|when\s+(?:did|was|were|is|does|do)|is|are|was|"
+                       r"were|did|does|do|can|could|has|have|why)\b", re.I)
 _READ = re.compile(r"^\s*(?:please\s+)?read\b", re.I)
 _APPEAR_WHO = (r"someone|somebody|anyone|anybody|a\s+person|people|a\s+visitor|visitors|a\s+guest|something|"
                r"anything|motion|movement|an?\s+(?:car|vehicle|animal|dog|cat|bird|truck|bike|bicycle|man|woman|child|"
