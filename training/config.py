@@ -45,6 +45,7 @@ class TrainConfig:
     dtype: str = "auto"
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False
+    train_vision: bool = False  # the vision tower (ViT + merger) stays frozen, as in common VLM SFT recipes
     window: tuple[int, int] = (20, 60)
     weights: WeightConfig = field(default_factory=WeightConfig)
     skip_bad: bool = False

@@ -55,6 +55,12 @@ def load_for_training(cfg: TrainConfig):
         from training.lora import wrap_lora
 
         model = wrap_lora(model, cfg.lora)
+    if not cfg.train_vision:
+        # Full fine-tuning with Adam at tiny-model learning rates drifts a randomly initialised tower into
+        # a large constant output that carries no picture (measured: merger output norm 0.6 → 540, the
+        # visitor/no-visitor difference 57 % → 0.6 %); frozen, its features stay informative.
+        for p in getattr(_base(model).model, "visual", torch.nn.Module()).parameters():
+            p.requires_grad_(False)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
