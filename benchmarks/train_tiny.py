@@ -95,7 +95,7 @@ def main() -> int:
     anns, _ = read_dataset(train_dir)
     init = build_tiny_model(work / "init", dataset_texts(anns))  # the tokenizer sees training text only
     config = work / "greedy.toml"
-    config.write_text("[backend]\ngreedy = true\ndevice = \"cpu\"\ndtype = \"float32\"\n")
+    config.write_text("[backend]\ngreedy = true\ndevice = \"cpu\"\n")
     print(f"# train_tiny: {len(anns)} training clips ({', '.join(FAMILIES)}, {DURATION} s, seed 11, content=train); "
           f"held-out seed 99: {a.eval_per_family}/family seen + unseen; {a.steps} steps; work {work}")
 
