@@ -203,9 +203,10 @@ class WhisperASR:
             mic.close()
 
     def level(self) -> float:
-        """The microphone's RMS over its last ~0.1 s, in dBFS: 0 is full scale, speech at a normal mic
-        gain is roughly -40..-15, ``LEVEL_FLOOR_DB`` (-100) for silence and when no mic audio came in
-        for half a second (stopped, closed, or never started). Any thread may call it."""
+        """The microphone's RMS over its last ~0.1 s in dBFS, from -100 (``LEVEL_FLOOR_DB``) to 0 (full
+        scale); the floor also when no mic audio came in for half a second (stopped, closed, or never
+        started). Measured before the gate and push-to-talk, so it moves whenever the mic hears
+        something. Any thread may call it."""
         db, at = self._level
         return db if time.monotonic() - at < 0.5 else LEVEL_FLOOR_DB
 
