@@ -105,7 +105,9 @@ class ViewTracker:
     def update(self, thumb: np.ndarray, lines: list[TextLine], height: int) -> ViewChange | None:
         """The settled change since the last accepted view, or None. ``thumb``: [60, 80] grey in [0, 1]."""
         prev, self._prev = self._prev, thumb
+        lines = [ln for ln in lines if _alnum(ln.text) >= 2]  # OCR specks ("i", "1") on a camera view are no text
         head, text = headline(lines), " | ".join(ln.text for ln in lines)
+        head = head if _alnum(head) >= 3 else ""
         self._offer = None
         if self._ref is None:  # the first view is where we start, not a change
             self._ref, self._ref_head, self._ref_text = thumb, head, text
@@ -116,7 +118,7 @@ class ViewTracker:
         if prev is not None and self._frac(prev, thumb) >= max(self.settle, 0.25 * diff):
             return None  # still moving: wait for the view to settle
         self._offer = (thumb, head, text)
-        head_changed = _alnum(head) >= 3 and similarity(head, self._ref_head) < 0.8
+        head_changed = bool(head) and similarity(head, self._ref_head) < 0.8
         text_changed = bool(text) and similarity(text, self._ref_text) < 0.5
         old = set(self._ref_text.split(" | ")) - {""}
         kept = len(old & {ln.text for ln in lines}) / len(old) if old else 0.0
