@@ -43,11 +43,11 @@ def freeze(flavour: str, dist: Path, work: Path) -> Path:
     return dist / "presence"
 
 
-def pack_linux(bundle: Path, out: Path, work: Path, formats: set[str]) -> list[Path]:
+def pack_linux(bundle: Path, out: Path, work: Path, formats: set[str], level: int = 6) -> list[Path]:
     import package
 
     v = version()
-    made = [package.build_deb(bundle, v, out, work)] if "deb" in formats else []
+    made = [package.build_deb(bundle, v, out, work, level=level)] if "deb" in formats else []
     return made + ([package.build_tarball(bundle, v, out)] if "tar" in formats else [])
 
 
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "dist"), help="where the packages go")
     ap.add_argument("--work", default=str(ROOT / "build"), help="PyInstaller's work folder (its cache)")
     ap.add_argument("--formats", default="deb,tar", help="Linux: deb, tar or both (comma-separated)")
+    ap.add_argument("--gzip-level", type=int, default=6, help="the .deb's gzip level (1 = fastest, for tests)")
     ap.add_argument("--skip-freeze", action="store_true", help="pack the bundle already in <out>/<flavour>")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     t_freeze = time.monotonic() - t0
     system = platform.system()
     if system == "Linux":
-        artifacts = pack_linux(bundle, out, work, set(args.formats.split(",")))
+        artifacts = pack_linux(bundle, out, work, set(args.formats.split(",")), args.gzip_level)
     elif system == "Windows":
         artifacts = pack_windows(bundle, out)
     elif system == "Darwin":

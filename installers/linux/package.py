@@ -51,7 +51,7 @@ def _installed_kb(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink()) // 1024
 
 
-def build_deb(bundle: Path, version: str, out_dir: Path, work: Path, arch: str = "amd64") -> Path:
+def build_deb(bundle: Path, version: str, out_dir: Path, work: Path, arch: str = "amd64", level: int = 6) -> Path:
     root = work / "deb"
     shutil.rmtree(root, ignore_errors=True)
     stage(bundle, root)
@@ -70,7 +70,7 @@ def build_deb(bundle: Path, version: str, out_dir: Path, work: Path, arch: str =
         " silent, speak, or delegate, locally and offline. This build carries the lite CPU model.\n")
     out_dir.mkdir(parents=True, exist_ok=True)
     deb = out_dir / f"presence_{version}_{arch}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", str(root), str(deb)],
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", f"-z{level}", "--build", str(root), str(deb)],
                    check=True, stdout=subprocess.DEVNULL)
     return deb
 
