@@ -17,8 +17,8 @@ pytest.importorskip("transformers")
 
 from engine.backends.base import BackendConfig, BackendError, ModelLoadError  # noqa: E402
 from engine.backends.torch_vlm import TorchBackend  # noqa: E402
-from engine.kv import KVOptions  # noqa: E402
 from engine.context import ChunkPrefix, Turn  # noqa: E402
+from engine.kv import KVOptions  # noqa: E402
 from engine.prompts import system_prompt  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3vl, build_tiny_qwen25vl  # noqa: E402
 
