@@ -31,7 +31,7 @@ SID = "20261201-120000-abcdef"
 CORRECTED_MIN, OTHERS_MAX, CONTROL_MAX = 0.80, 0.05, 0.05
 # distinct replies: the session's dedup would silence a near-repeat of the previous reply
 SPEAK = ["Look at the door.", "Someone moved in the hall.", "Check the window now.", "A light turned on."]
-STEPS = 40
+STEPS = 80
 
 
 def _replay(model_dir, video, seconds, store=None):
