@@ -210,6 +210,7 @@ def test_wiring_builds_delegator_with_stream_context_and_question_fallback(tmp_p
 
     settings = Settings()
     settings.brain.kind = "echo"
+    settings.voice.speak = False  # no Piper load competing with the brain thread on a busy machine
     backend = TimedBackend({3: "</response> The counter reads 41.", 6: "</response> One moment. </delegation>"})
     frames = [(float(i), solid(i * 9 % 255)) for i in range(12)]
     built = build_session(settings, fast=True, backend=backend, source=ArraySource(frames),
