@@ -95,6 +95,11 @@ def retrieve(db: SqliteStore, session: str, question: str, window_s: float = 60.
 
 
 def cmd_sessions(args) -> int:
+    if args.action == "rm":
+        return cmd_rm(args)
+    if args.action not in ("", "list"):
+        sys.stderr.write(f"presence: error: unknown sessions action {args.action!r} (list | rm ID…)\n")
+        return 2
     rows = []
     for path in _stores(args.store):
         try:
@@ -169,8 +174,36 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_rm(args) -> int:
+    """``presence sessions rm ID…``: delete recorded sessions (their events, text and search index)."""
+    import sqlite3
+
+    from app.models import human
+    from app.retention import delete_sessions
+
+    if not args.ids:
+        sys.stderr.write("presence: error: sessions rm needs at least one session id (see presence sessions)\n")
+        return 2
+    try:
+        out = delete_sessions(_stores(args.store), args.ids)
+    except (OSError, sqlite3.Error) as exc:
+        sys.stderr.write(f"presence: error: cannot delete: {exc}\n")
+        return 2
+    missing = [i for i in args.ids if not any(s.startswith(i) for s in out.sessions)]
+    for s in out.sessions:
+        print(f"deleted {s}")
+    if out.sessions:
+        print(f"{len(out.sessions)} session(s) deleted, {human(out.bytes_freed)} freed")
+    if missing:
+        sys.stderr.write(f"presence: error: no session {', '.join(missing)} (see presence sessions)\n")
+        return 2
+    return 0
+
+
 def register(sub) -> None:
-    p = sub.add_parser("sessions", help="list recorded sessions")
+    p = sub.add_parser("sessions", help="list recorded sessions, or delete them: presence sessions rm ID…")
+    p.add_argument("action", nargs="?", default="", help="list (default) | rm")
+    p.add_argument("ids", nargs="*", help="for rm: session ids (a unique prefix is enough)")
     p.add_argument("--store", default=None, help="a session store file (default: all under the data dir)")
     p.set_defaults(func=cmd_sessions)
     a = sub.add_parser("ask", help="ask about a recorded session, e.g. \"what happened around 10:32?\"")

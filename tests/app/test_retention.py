@@ -57,3 +57,24 @@ def test_retention_by_age_and_by_size(tmp_path):
     out = apply_retention(folder, keep_days=0, max_gb=limit_gb, now=now)
     assert out.sessions == ["s1", "s2"] and [p.name for p in folder.glob("*.sqlite")] == ["s3.sqlite"]
     assert sqlite3.connect(folder / "s3.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_presence_sessions_rm(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PRESENCE_DATA_DIR": str(tmp_path / "data")}
+    folder = tmp_path / "data" / "sessions"
+    folder.mkdir(parents=True)
+    record(folder / "20261201-ddd.sqlite", "20261201-ddd", "z")
+    record(folder / "20261201-eee.sqlite", "20261201-eee", "z")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "app.cli", "sessions", *a], cwd=root, env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    r = run("rm", "20261201-dd")
+    assert r.returncode == 0 and "deleted 20261201-ddd" in r.stdout, r.stderr
+    assert [p.name for p in folder.glob("*.sqlite")] == ["20261201-eee.sqlite"]
+    r = run("rm", "nope")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no session nope" in r.stderr
+    assert "20261201-eee" in run().stdout
