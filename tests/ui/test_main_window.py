@@ -377,3 +377,21 @@ def test_errors_in_the_window_use_window_words(qtbot, settings):
     qtbot.waitUntil(lambda: win.banner.kind == "error", timeout=30000)
     text = win.banner.label.text()
     assert "--model" not in text and "Models…" in text, text
+
+
+@pytest.mark.slow
+def test_the_default_cpu_companion_talks_on_the_demo_and_the_placeholder_instruction_works(qtbot, settings):
+    """The first five minutes: the lite backend (OCR + SmolLM2, the CPU default) on the bundled demo with
+    no instruction announces the slides; the instruction box's own example does too."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("rapidocr")
+    settings.backend.name = "lite"
+    win = make_window(qtbot, settings)
+    run_to_end(qtbot, win, duration=60)
+    said = win.transcript.texts("response")
+    assert 4 <= len(said) <= 8, said
+    example = win.instruction.placeholderText().split("“")[1].split("”")[0]
+    assert example == "tell me when the slide changes"
+    run_to_end(qtbot, win, duration=60, query=example)
+    assert win.transcript.texts("query") == [example]
+    assert len(win.transcript.texts("response")) >= 4
