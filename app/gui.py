@@ -37,12 +37,20 @@ def main() -> int:
     except ConfigError as exc:
         settings, warning = Settings(), f"Settings file ignored: {exc}"
     app = _app()
+    from ui.first_run import FirstRunWizard, should_show_first_run
     from ui.main_window import MainWindow
 
-    win = MainWindow(Controller(settings))
+    start_now = False
+    if not warning and should_show_first_run(settings):  # a first launch: from download to a talking companion
+        wizard = FirstRunWizard(settings)
+        wizard.exec()
+        start_now = wizard.started
+    win = MainWindow(Controller(settings), first_run_check=not start_now)
     if warning:
         win.banner.show_message("error", warning, [("Settings…", win.dialogs.open_settings)])
     win.show()
+    if start_now:
+        win.start()
     return int(app.exec())
 
 

@@ -53,6 +53,22 @@ class Dialogs:
             paths = self.export_to(d)
             self.status("Exported " + ", ".join(p.name for p in paths.values()))
 
+    def open_first_run(self):
+        """Help → First-run setup…: the same wizard a first launch shows (settings saved on Start/Skip)."""
+        from ui.first_run import FirstRunWizard
+
+        c = self.controller
+        wizard = FirstRunWizard(c.settings, c.config_path, parent=self.parent)
+        wizard.open()
+        return wizard
+
+    def open_about(self):
+        from ui.about import AboutDialog
+
+        dlg = AboutDialog(parent=self.parent)
+        dlg.open()
+        return dlg
+
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.parent, "Open a recorded session", "",
                                               "Sessions (*.jsonl *.sqlite *.db);;All files (*)")

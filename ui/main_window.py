@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.facade import Controller, RecordedSession, RunOptions, gpu_memory_bytes
+from ui.about import window_title
 from ui.banner import Banner
 from ui.bridge import EventPump
 from ui.dialogs import Dialogs
@@ -80,7 +81,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self.gpu_total = gpu_memory_bytes() if gpu_total == -1 else gpu_total
-        self.setWindowTitle("Presence")
+        self.setWindowTitle(window_title())
         self.resize(1280, 800)
         self.recorded: RecordedSession | None = None  # set while a past session is shown (read-only)
         self.state = State.IDLE
@@ -201,6 +202,11 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_act)
         file_menu.addAction(QAction("Export…", self, triggered=d.export_dialog))
+        help_menu = self.menuBar().addMenu("&Help")
+        self.first_run_act = QAction("First-run setup…", self, triggered=lambda: d.open_first_run(),
+                                     toolTip="Hardware, recommended model, permissions, voice check and source")
+        help_menu.addAction(self.first_run_act)
+        help_menu.addAction(QAction("About Presence", self, triggered=lambda: d.open_about()))
 
     # compatibility names used by tests and the CLI
     @property

@@ -395,3 +395,16 @@ def test_the_default_cpu_companion_talks_on_the_demo_and_the_placeholder_instruc
     run_to_end(qtbot, win, duration=60, query=example)
     assert win.transcript.texts("query") == [example]
     assert len(win.transcript.texts("response")) >= 4
+
+
+def test_help_menu_reopens_the_first_run_and_the_title_carries_the_version(qtbot, settings):
+    from ui.about import app_version
+    from ui.first_run import FirstRunWizard
+
+    win = make_window(qtbot, settings)
+    assert win.windowTitle() == f"Presence {app_version()}"
+    menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
+    assert "First-run setup…" in [a.text() for a in menus["Help"].actions()]
+    wizard = win.dialogs.open_first_run()
+    assert isinstance(wizard, FirstRunWizard) and wizard.isVisible()
+    wizard.reject()
