@@ -30,7 +30,7 @@ from app.models import (  # the first-run wizard
     human,
     recommend,
 )
-from app.replay import RecordedSession, open_recorded
+from app.replay import RecordedSession, is_store, open_recorded
 from app.runner import EngineRunner, RunOptions
 from app.wiring import DEMO_CLIP, default_backend_name
 
@@ -50,6 +50,7 @@ class Controller:
         self.config_path = config_path
         self._build = build  # test seam: replaces app.wiring.build_session
         self.runner: EngineRunner | None = None
+        self.viewing: tuple[Path | None, str] | None = None  # a recorded session shown (its store, if any)
 
     # --- the session --------------------------------------------------------------------------------
     def connect(self, sink: Callable[[dict], None], on_delta: Callable[[int, str], None],
@@ -62,6 +63,7 @@ class Controller:
         return self.runner is not None and self.runner.running
 
     def start(self, opts: RunOptions | None = None) -> None:
+        self.viewing = None
         self.runner.start(self.settings, opts or RunOptions())
 
     def pause(self, paused: bool) -> None:
@@ -119,7 +121,48 @@ class Controller:
 
     # --- recorded sessions --------------------------------------------------------------------------
     def open_recorded(self, path: str | Path, session: str | None = None) -> RecordedSession:
-        return open_recorded(path, session)
+        recorded = open_recorded(path, session)
+        # a JSONL log is read-only and cannot hold corrections: (None, id) says so
+        self.viewing = (Path(path) if is_store(Path(path)) else None, recorded.session)
+        return recorded
+
+    # --- lessons from the timeline (docs/training.md) -------------------------------------------------
+    def correction_target(self) -> tuple[Path, str] | None:
+        """(store, session) corrections go to: the session being viewed, else the latest live one."""
+        if self.viewing is not None:
+            return self.viewing if self.viewing[0] is not None else None
+        return self.runner.last_store if self.runner is not None else None
+
+    def corrections(self) -> dict[int, str]:
+        """The corrected seconds of the session corrections go to (empty when there is none)."""
+        from training.corrections import CorrectionStore
+
+        target = self.correction_target()
+        if target is None or not is_store(target[0]):
+            return {}
+        store = CorrectionStore(target[0])
+        try:
+            return {sec: c.kind for sec, c in store.active(target[1]).items()}
+        finally:
+            store.close()
+
+    def correct(self, t: int, kind: str, text: str = "") -> dict[int, str]:
+        """Record a correction for second ``t`` (speak | silent | reply, or undo the latest); returns the
+        corrected seconds by kind. Raises CorrectionError with one line when it cannot."""
+        from training.corrections import CorrectionError, CorrectionStore
+
+        target = self.correction_target()
+        if target is None:
+            raise CorrectionError("corrections need a recorded session store: run a session or open a .sqlite store")
+        store = CorrectionStore(target[0])
+        try:
+            if kind == "undo":
+                store.undo(target[1])
+            else:
+                store.add(target[1], t, kind, text)
+            return {sec: c.kind for sec, c in store.active(target[1]).items()}
+        finally:
+            store.close()
 
     @staticmethod
     def export(events: list[dict], directory: str | Path, stem: str) -> dict:

@@ -33,6 +33,14 @@ class RecordedSession:
         return sum(1 for e in self.events if e.get("type") in (EventType.DECISION, EventType.SKIPPED))
 
 
+def is_store(path: Path) -> bool:
+    """True for a SQLite session store (by its header, not its name)."""
+    try:
+        return path.is_file() and _is_sqlite(path)
+    except OSError:
+        return False
+
+
 def _is_sqlite(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(16) == b"SQLite format 3\x00"

@@ -36,6 +36,7 @@ class EngineRunner:
         self.thread: threading.Thread | None = None
         self._stop_requested = threading.Event()
         self._pending_queries: list[str] = []
+        self.last_store = None  # (store path, session id) of the latest session, for corrections
         self._lock = threading.Lock()
 
     @property
@@ -75,6 +76,7 @@ class EngineRunner:
         built.bus.subscribe(self.sink)
         with self._lock:
             self.built = built
+            self.last_store = (built.store_path, built.bus.session)
             queued, self._pending_queries = self._pending_queries, []
         if opts.query:
             session.submit_query(opts.query, source="cli", at=0.0 if opts.fast else None)

@@ -97,6 +97,7 @@ class Built:
     voice: Voice | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     unwritten: dict[str, int] = field(default_factory=dict)  # after close: events a sink never took, by file
+    store_path: Path | None = None  # the session store (corrections for training are kept beside it)
 
     def loss_note(self) -> str:
         """'' or one clause: what could not be written where (after ``close``)."""
@@ -126,6 +127,17 @@ def _guard(built: Built, sink, options: StorageOptions, report: Callable[[str], 
     built.closers.append(close)
 
 
+def _keep_frames(built: Built, backend: Backend, store_path: Path, session: str) -> Backend:
+    """``[storage] keep_frames_for_training``: the frames the model sees go into the session's store too
+    (``presence train export`` needs them); the store forgets them with the session."""
+    from training.corrections import CorrectionStore, FrameKeepingBackend
+
+    store = CorrectionStore(store_path)
+    store.set_keep_frames(session, True)
+    built.closers.append(store.close)
+    return FrameKeepingBackend(backend, store, session)
+
+
 def _stderr_line(line: str) -> None:
     sys.stderr.write(line + "\n")
 
@@ -150,6 +162,7 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
             if forgotten.sessions:
                 report(f"presence: retention deleted {len(forgotten.sessions)} old sessions")
         store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
+        built.store_path = store_path
         for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path)]:
             _guard(built, sink, settings.storage, report)
         cfg = backend_config(settings)
@@ -157,6 +170,8 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
             max_tokens=settings.backend.max_tokens, max_pixels=settings.capture.max_pixels, duration_s=duration,
             mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
         )
+        if settings.storage.keep_frames_for_training:
+            backend = _keep_frames(built, backend, store_path, bus.session)
         clock = VirtualClock() if fast else RealClock()
         memory = Memory(settings.memory, build_summarizer(settings, bus))
         delegator = build_delegator(settings, bus, clock, context=memory.context_text)

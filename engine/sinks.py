@@ -38,6 +38,9 @@ class StorageOptions:
                                     "(0 = keep them)", ge=0.0)
     max_gb: float = setting(0.0, "keep the recorded sessions under this many GB, oldest deleted first (0 = no limit)",
                             ge=0.0)
+    keep_frames_for_training: bool = setting(
+        False, "also store the frames the model saw, so corrections can train a model (more disk; deleted with "
+               "the session)")
 
 
 EVENTS_PER_SECOND_CAP = 50  # hard bound on held events per buffered second (a burst cannot grow memory)

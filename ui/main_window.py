@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
 
         self.timeline = TimelineWidget()
         self.timeline.secondClicked.connect(self.transcript.jump_to)
+        self.timeline.correctionRequested.connect(self.correct)
         zoom = QHBoxLayout()
         zoom.addWidget(QLabel("<b>Decisions</b>"))
         for name, color, tip in LEGEND:
@@ -202,6 +204,12 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_act)
         file_menu.addAction(QAction("Export…", self, triggered=d.export_dialog))
+        for key, kind in (("Ctrl+Shift+S", "speak"), ("Ctrl+Shift+Q", "silent"), ("Ctrl+Shift+R", "reply"),
+                          ("Ctrl+Shift+Z", "undo")):  # on the second last clicked in the timeline
+            act = QAction(self, shortcut=QKeySequence(key),
+                          triggered=lambda _c=False, k=kind: self.timeline.selected >= 0
+                          and self.correct(self.timeline.selected, k))
+            self.addAction(act)
         help_menu = self.menuBar().addMenu("&Help")
         self.first_run_act = QAction("First-run setup…", self, triggered=lambda: d.open_first_run(),
                                      toolTip="Hardware, recommended model, permissions, voice check and source")
@@ -330,6 +338,24 @@ class MainWindow(QMainWindow):
         on = self.controller.set_listen(on)
         self.toolbar.listen_act.setChecked(on)
 
+    def correct(self, t: int, kind: str, text: str | None = None) -> bool:
+        """A lesson for training on second ``t``: should have spoken (optional reply), should have stayed
+        silent, a better reply, or undo. Stored beside the session's decisions, shown on the timeline."""
+        if kind in ("speak", "reply") and text is None:
+            label = "What should Presence have said? (optional)" if kind == "speak" else "The better reply:"
+            text, ok = QInputDialog.getText(self, f"Correction at {hms(t)}", label)
+            if not ok:
+                return False
+        try:
+            marks = self.controller.correct(t, kind, text or "")
+        except ValueError as exc:  # CorrectionError: one line, nothing lost
+            self.banner.show_message("warn", str(exc))
+            return False
+        self.timeline.set_corrections(marks)
+        self.status.showMessage("Correction undone" if kind == "undo" else
+                                f"Correction stored for {hms(t)} — used by presence train export")
+        return True
+
     def follow_live(self) -> None:
         self.timeline.follow = True
         self.timeline.set_zoom(self.timeline.zoom)
@@ -391,6 +417,7 @@ class MainWindow(QMainWindow):
         for ev in recorded.events:
             self.router.route(ev)
         self.recorded = recorded
+        self.timeline.set_corrections(self.controller.corrections())
         self.set_state(State.VIEWING, f"Recorded session {recorded.session} ({recorded.seconds} s) — read-only")
 
     def _on_frame(self, pixels) -> None:  # engine thread

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtWidgets import QMenu, QToolTip, QWidget
 
 from engine.events import EventType
 
@@ -52,8 +52,14 @@ class _Level:
         self.image = image
 
 
+CORRECTION_COLOR = {"speak": "#f1c40f", "silent": "#e67e22", "reply": "#f1c40f"}
+CORRECTION_MENU = (("speak", "Should have spoken here…"), ("silent", "Should have stayed silent"),
+                   ("reply", "Better reply…"))
+
+
 class TimelineWidget(QWidget):
     secondClicked = Signal(int)
+    correctionRequested = Signal(int, str)  # (second, "speak" | "silent" | "reply" | "undo")
     AXIS_H = 16
     SPAN_H = 12
 
@@ -70,6 +76,8 @@ class TimelineWidget(QWidget):
         self._info: dict[int, tuple] = {}  # t -> (code, text, latency dict | reason)
         self.spans: list[list] = []  # [start_t, end_t | None, query, status]
         self.cells_painted = 0
+        self.corrections: dict[int, str] = {}  # second -> kind, drawn as a mark above the cell
+        self.selected = -1  # the second last clicked (keyboard corrections apply to it)
         self._build_levels()
 
     # --- data -----------------------------------------------------------------------------------
@@ -152,6 +160,8 @@ class TimelineWidget(QWidget):
         self._capacity = 4096
         self._info.clear()
         self.spans.clear()
+        self.corrections.clear()
+        self.selected = -1
         self.offset = 0.0
         self._build_levels()
         self.update()
@@ -226,7 +236,27 @@ class TimelineWidget(QWidget):
 
     def mousePressEvent(self, e):  # noqa: N802
         if e.button() == Qt.MouseButton.LeftButton:
-            self.secondClicked.emit(self._best_second(e.position().x()))
+            self.selected = self._best_second(e.position().x())
+            self.secondClicked.emit(self.selected)
+
+    def correction_menu(self, t: int) -> QMenu:
+        """What a right click on second ``t`` offers: lessons for training (docs/training.md)."""
+        menu = QMenu(self)
+        for kind, label in CORRECTION_MENU:
+            menu.addAction(label, lambda k=kind: self.correctionRequested.emit(t, k))
+        menu.addSeparator()
+        menu.addAction("Undo the last correction", lambda: self.correctionRequested.emit(t, "undo"))
+        return menu
+
+    def contextMenuEvent(self, e):  # noqa: N802 - Qt override
+        t = self._best_second(e.pos().x())
+        if 0 <= t <= self.latest:
+            self.selected = t
+            self.correction_menu(t).exec(e.globalPos())
+
+    def set_corrections(self, marks: dict[int, str]) -> None:
+        self.corrections = dict(marks)
+        self.update()
 
     # --- painting -------------------------------------------------------------------------------
     def paintEvent(self, _e):  # noqa: N802
@@ -247,6 +277,12 @@ class TimelineWidget(QWidget):
                         QRectF(first, 0, last - first, 1))
         self._paint_axis(p, w)
         self._paint_spans(p, band.bottom() + 3, w)
+        for t, kind in self.corrections.items():  # a small flag above each corrected second
+            x = (t + 0.5 - self.offset) * self.zoom
+            if 0 <= x <= w:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(QColor(CORRECTION_COLOR.get(kind, "#f1c40f")))
+                p.drawPolygon([QPointF(x - 4, band.top()), QPointF(x + 4, band.top()), QPointF(x, band.top() + 6)])
         if not self.follow:
             p.setPen(QColor("#c9ccd1"))
             p.drawText(QRectF(w - 90, 0, 86, self.AXIS_H), Qt.AlignmentFlag.AlignRight, "paused view ▸")

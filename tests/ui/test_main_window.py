@@ -408,3 +408,43 @@ def test_help_menu_reopens_the_first_run_and_the_title_carries_the_version(qtbot
     wizard = win.dialogs.open_first_run()
     assert isinstance(wizard, FirstRunWizard) and wizard.isVisible()
     wizard.reject()
+
+
+def test_corrections_on_the_timeline_are_stored_shown_undone_and_exported(qtbot, settings, tmp_path):
+    """Lessons from the user's own timeline: right-click menu and shortcuts store corrections beside the
+    session's decisions, the timeline marks them, undo removes them, and the export carries them."""
+    import json as _json
+
+    from PySide6.QtCore import Qt
+
+    from training.corrections import CorrectionStore, export_session
+
+    settings.storage.keep_frames_for_training = True
+    win = make_window(qtbot, settings)
+    store = tmp_path / "s.sqlite"
+    run_to_end(qtbot, win, store=str(store), duration=12)
+    kinds = [a.text() for a in win.timeline.correction_menu(3).actions() if a.text()]
+    assert kinds[:3] == ["Should have spoken here…", "Should have stayed silent", "Better reply…"]
+    assert win.correct(4, "speak", "The title slide is up")
+    assert win.correct(0, "silent")
+    win.timeline.selected = 7
+    qtbot.keyClick(win, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert win.timeline.corrections == {4: "speak", 0: "silent", 7: "silent"}
+    assert win.correct(7, "undo") and win.timeline.corrections == {4: "speak", 0: "silent"}
+    session = win.router.session_id
+    cs = CorrectionStore(store)
+    assert {t: c.kind for t, c in cs.active(session).items()} == {4: "speak", 0: "silent"}
+    ann = _json.loads(export_session(cs, session, tmp_path / "export").read_text())
+    cs.close()
+    said = {int(r["time"]) if isinstance(r, dict) else None: r for r in ann.get("response", [])}
+    assert 4 in said and "The title slide is up" in str(said[4]) and 0 not in said
+    # a recorded session opened from its store takes corrections too; a JSONL log cannot hold them
+    other = make_window(qtbot, settings)
+    other.dialogs.open_session(store)
+    assert other.timeline.corrections == {4: "speak", 0: "silent"}  # shown when the session is reopened
+    assert other.correct(9, "silent")
+    jsonl_view = make_window(qtbot, settings)
+    log = tmp_path / "x.jsonl"
+    log.write_text("".join(_json.dumps(e) + "\n" for e in win.events))
+    jsonl_view.dialogs.open_session(log)
+    assert not jsonl_view.correct(2, "silent") and "store" in jsonl_view.banner.label.text()
