@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._clips import slides_clip  # noqa: E402
 from engine.backends.heuristic import HeuristicBackend, HeuristicOptions  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
-from engine.events import EventBus  # noqa: E402
+from engine.events import EventBus, EventType  # noqa: E402
 from engine.log import JsonlLog, SqliteStore  # noqa: E402
 from engine.session import Session, SessionOptions  # noqa: E402
 from plugins.capture.video_file import VideoFileSource  # noqa: E402
@@ -53,7 +53,7 @@ def harness(clip: Path, ocr: bool) -> list[float]:
         log, store = JsonlLog(Path(d) / "o.jsonl"), SqliteStore(Path(d) / "s.db")
         bus.subscribe(log)
         bus.subscribe(store)
-        bus.subscribe(lambda e: stamps.append(time.perf_counter()) if e["type"] in ("decision", "skipped") else None)
+        bus.subscribe(lambda e: stamps.append(time.perf_counter()) if e["type"] in (EventType.DECISION, EventType.SKIPPED) else None)
         session = Session(HeuristicBackend(HeuristicOptions(ocr=ocr)), VideoFileSource(clip), bus=bus,
                           clock=VirtualClock(), options=SessionOptions())
         t0 = time.perf_counter()

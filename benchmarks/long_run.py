@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from engine.events import EventType
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.config import Settings  # noqa: E402
 from app.wiring import build_session  # noqa: E402
@@ -39,7 +41,7 @@ def main() -> None:
         built = build_session(s, fast=True, log=str(Path(d) / "o.jsonl"), store=str(Path(d) / "s.db"), voice=False)
 
         def sample(e: dict) -> None:
-            if e["type"] == "decision" and int(e["t"]) % 60 == 59:
+            if e["type"] == EventType.DECISION and int(e["t"]) % 60 == 59:
                 rss_at[int(e["t"]) // 60 + 1] = proc.memory_info().rss / 2**20
 
         built.bus.subscribe(sample)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from engine.events import EventType
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.backends.base import Backend, BackendStats  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
@@ -124,7 +126,7 @@ def main() -> None:
     proc = psutil.Process()
     peak = [0.0]
     bus.subscribe(lambda e: peak.__setitem__(0, max(peak[0], proc.memory_info().rss / 2**20))
-                  if e["type"] == "summary" else None)
+                  if e["type"] == EventType.SUMMARY else None)
     t0 = time.perf_counter()
     result = session.run()
     wall = time.perf_counter() - t0

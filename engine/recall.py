@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.events import EventType
+
 NOTHING = "Nothing like that was seen in this session."
-KINDS = {"decision": "Presence said", "query": "You asked", "utterance": "You said", "summary": "Summary",
-         "delegate_result": "The brain answered"}
+KINDS = {EventType.DECISION: "Presence said", EventType.QUERY: "You asked", EventType.UTTERANCE: "You said",
+         EventType.SUMMARY: "Summary", EventType.DELEGATE_RESULT: "The brain answered"}
 _STOP = set("a an the is are was were be been being of to in on at for and or any anything every each me my you "
             "your it its this that these those what which who whom how when where why did does do done there here "
             "around about near please tell show shown say said ever some something someone have has had can could "
@@ -72,7 +74,7 @@ def find(question: str, events: list[dict], at: float | None = None, window_s: f
     specific = {w for w in words(question) if w not in _GENERIC and not (at is not None and re.fullmatch(r"\d+s?", w))}
     cands = []
     for e in events:
-        if e.get("type") not in KINDS or (e["type"] == "decision" and e.get("action") == "silence"):
+        if e.get("type") not in KINDS or (e["type"] == EventType.DECISION and e.get("action") == "silence"):
             continue
         text = event_text(e)
         if not text:
@@ -93,7 +95,7 @@ def find(question: str, events: list[dict], at: float | None = None, window_s: f
                for e, text in cands if abs(e["t"] - at) <= window_s]
         out.sort(key=lambda m: (-m.score, m.t))
     else:  # "what happened?": what Presence said, spread over the session
-        said = [(e, text) for e, text in cands if e["type"] in ("decision", "summary")]
+        said = [(e, text) for e, text in cands if e["type"] in (EventType.DECISION, EventType.SUMMARY)]
         step = max(1, len(said) // limit)
         out = [Match(float(e["t"]), e["type"], text, 0.5) for e, text in said[::step]]
     return sorted(out[:limit], key=lambda m: m.t)

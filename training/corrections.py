@@ -37,6 +37,7 @@ import numpy as np
 
 from engine.backends.base import Backend, BackendConfig, BackendStats
 from engine.context import ChunkPrefix, Turn
+from engine.events import EventType
 from engine.protocol import normalize
 
 KINDS = ("speak", "silent", "reply")
@@ -166,7 +167,7 @@ class CorrectionStore:
         for type_, raw in rows:
             ev = json.loads(raw)
             t = int(ev["t"])
-            if type_ == "query":
+            if type_ == EventType.QUERY:
                 queries.setdefault(t, ev.get("text", ""))
             elif ev.get("action") == "silence":
                 decisions[t] = "</silence>"

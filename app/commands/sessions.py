@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine import recall
+from engine.events import EventType
 from engine.log import SqliteStore
 
 
@@ -75,13 +76,13 @@ def describe(e: dict) -> str:
 def retrieve(db: SqliteStore, session: str, question: str, window_s: float = 60.0, limit: int = 40) -> list[dict]:
     """Events near the asked-about time, plus FTS matches for the question's words."""
     all_events = db.events(session)
-    events = [e for e in all_events if e["type"] in ("decision", "query", "utterance", "summary", "delegate_result")]
+    events = [e for e in all_events if e["type"] in (EventType.DECISION, EventType.QUERY, EventType.UTTERANCE, EventType.SUMMARY, EventType.DELEGATE_RESULT)]
     chosen: dict[tuple, dict] = {}
     started = next((s["started_wall"] for s in db.sessions() if s["session"] == session), None)
     t = resolve_time(question, started, max((e["t"] for e in all_events), default=0.0))
     if t is not None:
         for e in events:
-            if abs(e["t"] - t) <= window_s and (e["type"] != "decision" or e.get("action") != "silence"):
+            if abs(e["t"] - t) <= window_s and (e["type"] != EventType.DECISION or e.get("action") != "silence"):
                 chosen[(e["t"], e["type"], e.get("text", ""))] = e
     words = [w for w in re.findall(r"[A-Za-z0-9]{3,}", question) if w.lower() not in
              {"what", "when", "happened", "around", "the", "did", "was", "were", "who", "how", "about", "say"}]

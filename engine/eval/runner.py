@@ -22,7 +22,7 @@ from engine.backends.base import Backend
 from engine.clock import VirtualClock
 from engine.eval import metrics
 from engine.eval.clipsource import ClipSource
-from engine.events import EventBus
+from engine.events import EventBus, EventType
 from engine.session import Session, SessionOptions
 
 BackendFactory = Callable[[], Backend]
@@ -83,10 +83,10 @@ def run_clip(video: Path, ann: dict, backend: Backend, options: SessionOptions |
     decisions: list[dict] = []
 
     def collect(ev: dict) -> None:
-        if ev["type"] == "decision":
+        if ev["type"] == EventType.DECISION:
             decisions.append({"t": int(ev["t"]), "action": ev["action"], "text": ev.get("text", ""),
                               "ms": ev["latency_ms"]["total"], "suppressed": ev.get("suppressed", "")})
-        elif ev["type"] == "skipped":
+        elif ev["type"] == EventType.SKIPPED:
             decisions.append({"t": int(ev["t"]), "action": "skipped", "text": ev.get("reason", ""), "ms": 0.0})
 
     bus.subscribe(collect)
