@@ -434,9 +434,9 @@ class MainWindow(QMainWindow):
                                              Qt.TransformationMode.SmoothTransformation))
         self.metrics.refresh()
         speaking, level = self.controller.voice_status()
-        parts = ["🔊 speaking" if speaking else ""]
+        parts = ["Speaking…" if speaking else ""]
         if level is not None:
-            parts.append(f"🎙 {level:.0f} dB")
+            parts.append(f"Mic {level:.0f} dB")
         self.voice_label.setText("   ".join(p for p in parts if p))
         if self.state == State.RUNNING and self.timeline.latest >= 0:
             self.status.showMessage(f"Running — {hms(self.timeline.latest)} — {self.pump.pending()} events queued")

@@ -58,9 +58,9 @@ class SessionToolbar(QToolBar):
         for a in (self.start_act, self.pause_act, self.stop_act):
             self.addAction(a)
         self.addSeparator()
-        self.speak_act = QAction("🔊 Speak", self, checkable=True, checked=speak, triggered=self.speakToggled.emit,
+        self.speak_act = QAction("Speak", self, checkable=True, checked=speak, triggered=self.speakToggled.emit,
                                  toolTip="Speak responses aloud (offline Piper voice); takes effect at once")
-        self.listen_act = QAction("🎙 Listen", self, checkable=True, checked=listen, triggered=self.listenToggled.emit,
+        self.listen_act = QAction("Listen", self, checkable=True, checked=listen, triggered=self.listenToggled.emit,
                                   toolTip="Listen to the microphone: what you say becomes the instruction")
         self.addAction(self.speak_act)
         self.addAction(self.listen_act)

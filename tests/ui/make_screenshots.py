@@ -42,6 +42,8 @@ def main() -> int:
     win.timeline.offset, win.timeline.zoom = 0.0, 26.0
     win.status.showMessage("Running — 0:00:45 — heuristic backend on the demo clip")
     win.grab().save(str(OUT / "timeline.png"))
+    legend_tooltip(app, win, OUT / "legend_tooltip.png")
+    demo_mid_run(app, s, OUT / "demo_lite_mid_run.png")
 
     import ui_hub
     from huggingface_hub import constants
@@ -65,9 +67,59 @@ def main() -> int:
         dlg.grab().save(str(OUT / "model_manager.png"))
         dlg.cancel()
         wait(app, lambda: not dlg.busy(), 10)
+    from app.models import Hardware
+
+    gib = 1 << 30
+    rec = ModelManager(ModelStore(cache_dir=tmp / "hub2"), hardware=Hardware(
+        cpu="x86", cores=8, ram_bytes=32 * gib, gpu_name="RTX 4080 (example)", vram_bytes=16 * gib, gpu_kind="cuda"))
+    rec.resize(1100, 420)
+    rec.show()
+    wait(app, lambda: False, 0.3)
+    rec.grab().save(str(OUT / "model_manager_recommendation.png"))
     for p in OUT.glob("*.png"):
         print(p, p.stat().st_size)
     return 0
+
+
+def legend_tooltip(app, win, path: Path) -> None:
+    """The window with the tooltip of the legend's "delegate" entry showing (the real QToolTip, grabbed
+    and drawn where it appears)."""
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QLabel, QToolTip
+    from xvfb_app import wait
+
+    entry = next(w for w in win.findChildren(QLabel) if "delegate" in w.text() and "■" in w.text())
+    at = entry.mapToGlobal(entry.rect().bottomLeft())
+    QToolTip.showText(at, entry.toolTip(), entry)
+    wait(app, lambda: False, 0.3)
+    shot = win.grab()
+    tip = next((w for w in app.topLevelWidgets() if w.inherits("QLabel") and w.isVisible()
+                and w.metaObject().className() == "QTipLabel"), None)
+    if tip is not None:
+        painter = QPainter(shot)
+        painter.drawPixmap(win.mapFromGlobal(tip.pos()), tip.grab())
+        painter.end()
+    shot.save(str(path))
+    QToolTip.hideText()
+
+
+def demo_mid_run(app, settings, path: Path) -> None:
+    """The default CPU companion (lite) on the demo, 35 s in: the transcript holds its slide remarks."""
+    from xvfb_app import wait
+
+    from app.facade import Controller, RunOptions
+    from ui.main_window import MainWindow
+
+    settings.backend.name = "lite"
+    win = MainWindow(Controller(settings), first_run_check=False, thumbnails=False, gpu_total=None)
+    win.resize(1280, 760)
+    win.show()
+    win.start(RunOptions(fast=True, duration=35))
+    wait(app, lambda: not win.controller.running and win.pump.pending() == 0, 120)
+    wait(app, lambda: False, 0.4)
+    win.status.showMessage("Running — 0:00:35 — CPU lite (no download) on the demo clip, no instruction")
+    win.grab().save(str(path))
+    win.close()
 
 
 if __name__ == "__main__":

@@ -309,7 +309,7 @@ def test_push_to_talk_key_and_button_and_the_mic_level(qtbot, settings):
     qtbot.mousePress(win.toolbar.ptt, Qt.MouseButton.LeftButton)
     qtbot.mouseRelease(win.toolbar.ptt, Qt.MouseButton.LeftButton)
     assert mic.calls == ["press", "release", "press", "release"]
-    qtbot.waitUntil(lambda: "🎙 -30 dB" in win.voice_label.text(), timeout=3000)
+    qtbot.waitUntil(lambda: "Mic -30 dB" in win.voice_label.text(), timeout=3000)
     win.stop()
     qtbot.waitUntil(lambda: not win.controller.running, timeout=15000)
     assert mic.calls[-1] == "close"  # the session's end closes the microphone
