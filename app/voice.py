@@ -53,6 +53,9 @@ class Voice:
         self.report = report
         self.speaker: Speaker | None = None
         self.asr = None
+        self._tts = None  # kept across Speak off/on
+        self._asr = None  # kept across Listen off/on
+        self._asr_closing: threading.Thread | None = None
         self.canceller = None
         self._lock = threading.Lock()
         self._reported: set[str] = set()
@@ -113,7 +116,9 @@ class Voice:
             problem = ""
             if on and self.speaker is None:
                 try:
-                    tts = make_tts(self.settings, on_played=self.canceller.far if self.canceller else None)
+                    # the voice loaded once is kept: switching Speak back on only reopens its output stream
+                    tts = self._tts or make_tts(self.settings, on_played=self.canceller.far if self.canceller else None)
+                    self._tts = tts
                     self.speaker = Speaker(tts, self.bus, self.now, SpeakerOptions(overlap=self.settings.overlap)).attach()
                 except Exception as exc:  # noqa: BLE001 - voice is optional; text goes on
                     problem = describe(exc)
@@ -128,15 +133,21 @@ class Voice:
             problem = ""
             if on and self.asr is None:
                 try:
-                    asr = make_asr(self.settings, gate=self.turn.mic_gated,
-                                   preprocess=self.canceller.near if self.canceller else None)
+                    if self._asr_closing is not None:  # the last Listen-off is still stopping its threads
+                        self._asr_closing.join()
+                    # the model loaded once is kept: switching Listen back on restarts the microphone only
+                    asr = self._asr or make_asr(self.settings, gate=self.turn.mic_gated,
+                                                preprocess=self.canceller.near if self.canceller else None)
+                    self._asr = asr
                     asr.start(self.turn)
                     self.asr = asr
                 except Exception as exc:  # noqa: BLE001
                     problem = describe(exc)
             elif not on and self.asr is not None:
                 asr, self.asr = self.asr, None
-                asr.close()
+                # close() waits for a transcription in flight (seconds on a busy CPU): never on the UI thread
+                self._asr_closing = threading.Thread(target=asr.close, name="asr-close", daemon=True)
+                self._asr_closing.start()
             return problem
 
     def push_to_talk(self, pressed: bool) -> None:
@@ -160,6 +171,8 @@ class Voice:
         self._unsubscribe()
         self.set_listen(False)
         self.set_speak(False)
+        if self._asr_closing is not None:
+            self._asr_closing.join(timeout=30)
 
 
 def start_voice(settings: VoiceSettings, bus: EventBus, now, submit, report) -> Voice:
