@@ -77,8 +77,13 @@ def test_bundle_is_the_lite_app_without_torch(built):
                      if p.suffix in (".gguf", ".safetensors", ".bin", ".onnx", ".pt") and p.stat().st_size > 5_000_000)
     assert {w.split("/")[0] for w in weights} <= set(allowed), weights
     assert {Path(w).name for w in weights} >= {"SmolLM2-135M-Instruct.Q4_1.gguf", "en_US-joe-medium.onnx", "model.bin"}
-    meta = [p.name for p in internal.glob("presence-*.dist-info")]
-    assert meta, "no presence dist-info: the entry-point registry would be empty in the frozen app"
+    # the package metadata (dist-info, or egg-info from an editable install) with the registry's entry points:
+    # without it the frozen app would find no capture, voice or brain plugin
+    meta = [*internal.glob("presence-*.dist-info"), *internal.glob("presence.egg-info")]
+    assert meta, "no presence metadata in the bundle"
+    eps = (meta[0] / "entry_points.txt").read_text()
+    for group in ("presence.backend", "presence.capture", "presence.asr", "presence.tts", "presence.brain"):
+        assert f"[{group}]" in eps, group
 
 
 def test_deb_is_gzip_with_desktop_entry_icon_and_path_link(built):
