@@ -228,6 +228,7 @@ def main() -> None:
     u_h, h_h = probe_all(m_i, m_t, tok, held)
     z, lo_q, hi_q = calibrate_quantiles(u_t, table_t, a.budget)
     lam_conf = [z(u) for u in u_h]
+    torch.manual_seed(a.seed)  # the estimator's initial weights (its fit seeds only the updates)
     est = PrefEstimator(h_t.shape[1], BUCKETS, hidden=32)
     accs = [{lam: float(table_t[lam][i][0]) for lam in FIXED} for i in range(len(train))]
     toks = [{lam: float(table_t[lam][i][1]) for lam in FIXED} for i in range(len(train))]
