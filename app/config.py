@@ -36,6 +36,7 @@ from typing import Any, Literal
 import platformdirs
 
 from engine.backends.base import BackendConfig, HeuristicOptions
+from engine.dami.options import DamiOptions
 from engine.memory import MemoryOptions
 from engine.options import setting, setting_meta
 from engine.protocol import TalkOptions
@@ -100,8 +101,8 @@ class VoiceSettings:
 class BrainSettings:
     """``[brain]``: the background brain that answers delegated questions, and the summarizer."""
 
-    kind: Literal["", "openai", "llamacpp", "solve", "echo"] = setting(
-        "", "\"\" = no brain (the model is not offered delegation) | openai | llamacpp | solve | echo")
+    kind: Literal["", "openai", "llamacpp", "solve", "echo", "dami"] = setting(
+        "", "\"\" = no brain (the model is not offered delegation) | openai | llamacpp | solve | echo | dami")
     url: str = setting("", "brain endpoint URL (openai, solve)")
     model: str = setting("", "brain model name or GGUF path")
     api_key_env: str = setting("", "environment variable holding the brain's API key (never stored here)")
@@ -110,6 +111,8 @@ class BrainSettings:
     summarizer: Literal["concat", "brain", "llamacpp"] = setting(
         "concat", "memory summaries: concat (no model) | brain | llamacpp (local SmolLM2)")
     takes_images: bool = setting(False, "send the frame snapshot (only to models that accept images)")
+    dami: DamiOptions = setting(DamiOptions, "kind = dami: an Instruct/Thinking pair, reasoning depth per question "
+                                             "(docs/dami.md); instruct/thinking take paths or pair preset keys")
 
 
 @dataclass
@@ -199,7 +202,7 @@ def sections() -> list[str]:
 def _type_name(typ: Any) -> str:
     if typing.get_origin(typ) is Literal:
         return " | ".join(repr(c) for c in typing.get_args(typ))
-    if typing.get_origin(typ) is list:
+    if typing.get_origin(typ) in (list, tuple):
         return "a list"
     return getattr(typ, "__name__", str(typ))
 
@@ -220,10 +223,13 @@ def coerce(key: Key, value: Any, *, from_text: bool = False) -> Any:
         return value
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if base is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
-        return value
+    if base in (list, tuple):
+        elem = (typing.get_args(typ) or (str,))[0]
+        items = value if isinstance(value, list | tuple) else None
+        if items is None or not all(_is(v, elem) for v in items):
+            raise ConfigError(f"{where} must be a list of {getattr(elem, '__name__', elem)}, got {value!r}")
+        items = [float(v) if elem is float else v for v in items]
+        return tuple(items) if base is tuple else list(items)
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
         raise ConfigError(f"{where} must be {_type_name(base)}, got {value!r}")
     if base in (int, float):
@@ -234,6 +240,12 @@ def coerce(key: Key, value: Any, *, from_text: bool = False) -> Any:
         if key.le is not None and value > key.le:
             raise ConfigError(f"{where} must be at most {key.le:g}, got {value!r}")
     return value
+
+
+def _is(value: Any, typ: type) -> bool:
+    if typ is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, typ) and not (typ is int and isinstance(value, bool))
 
 
 def _parse_text(where: str, base: type, text: str) -> Any:
@@ -250,8 +262,15 @@ def _parse_text(where: str, base: type, text: str) -> Any:
             return int(text)
         if base is float:
             return float(text)
-        if base is list:
-            return [p.strip() for p in text.split(",") if p.strip()]
+        if base in (list, tuple):  # "0, 0.5, 1": the schema checks the items' type next
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            out = []
+            for part in parts:
+                try:
+                    out.append(float(part) if any(c in part for c in ".e") or part.isdigit() else part)
+                except ValueError:
+                    out.append(part)
+            return out
     except ValueError:
         raise ConfigError(f"{where} must be {_type_name(base)}, got {text!r}") from None
     return text
@@ -400,7 +419,7 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    if isinstance(v, list):
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 

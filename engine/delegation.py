@@ -155,7 +155,12 @@ class Delegator:
 
         def call() -> None:
             try:
-                result["answer"] = self.brain.ask(task.question, context, jpegs, o.timeout_s)
+                answer = getattr(self.brain, "answer", None)
+                if callable(answer):  # a brain that reports how hard it thought (DAMI: λ and tokens)
+                    a = answer(task.question, context, o.timeout_s)
+                    result.update(answer=a.text, lam=a.lam, tokens=a.tokens)
+                else:
+                    result["answer"] = self.brain.ask(task.question, context, jpegs, o.timeout_s)
             except Exception as exc:  # noqa: BLE001 - any brain failure becomes one event line
                 result["error"] = exc
 
@@ -187,6 +192,7 @@ class Delegator:
         with self._lock:
             self._notes.append(note)
         self.bus.publish(self.now(), DelegateResult(task_id=task.id, query=task.question, text=text,
+                                                    lam=result.get("lam"), answer_tokens=result.get("tokens"),
                                                     result=text, latency_ms=latency_ms))
 
 

@@ -47,6 +47,7 @@ BRAIN_NAMES = {
     "llamacpp": "Local GGUF model (llamacpp)",
     "solve": "Solver HTTP endpoint (solve)",
     "echo": "Echo — a test brain (echo)",
+    "dami": "DAMI pair — thinks as hard as the question needs (dami)",
 }
 FRAME_SIZES = [224, 336, 448, 560, 672, 896]  # square side; max_pixels = side²
 
@@ -160,9 +161,17 @@ class SettingsDialog(QDialog):
         self.brain_kind = _named_combo(BRAIN_NAMES, s.brain.kind)
         self.brain_url = QLineEdit(s.brain.url, placeholderText="brain endpoint URL")
         self.brain_model = QLineEdit(s.brain.model)
+        self.dami_instruct = QLineEdit(s.brain.dami.instruct, placeholderText="path or pair preset, e.g. qwen3-4b-2507-dami")
+        self.dami_thinking = QLineEdit(s.brain.dami.thinking, placeholderText="path or the same pair preset")
+        self.dami_mode = _combo(["auto", "fixed"], s.brain.dami.lam_mode)
+        self.dami_lam = _dspin(s.brain.dami.lam, 0, 1, 0.125)
         b.addRow("Brain", self.brain_kind)
         b.addRow("Endpoint", self.brain_url)
         b.addRow("Model", self.brain_model)
+        b.addRow("DAMI: Instruct model", self.dami_instruct)
+        b.addRow("DAMI: Thinking model", self.dami_thinking)
+        b.addRow("DAMI: reasoning depth λ", self.dami_mode)
+        b.addRow("DAMI: fixed λ", self.dami_lam)
         tabs.addTab(self._page(b), "Brain")
 
         self.error = QLabel()
@@ -190,6 +199,8 @@ class SettingsDialog(QDialog):
             self.force_silence: "talk.force_silence_until_query", self.speak: "voice.speak",
             self.listen: "voice.listen", self.voice: "voice.voice", self.brain_kind: "brain.kind",
             self.brain_url: "brain.url", self.brain_model: "brain.model",
+            self.dami_instruct: "brain.dami.instruct", self.dami_thinking: "brain.dami.thinking",
+            self.dami_mode: "brain.dami.lam_mode", self.dami_lam: "brain.dami.lam",
         }
         for widget, path in fields.items():
             widget.setToolTip(f"{keys[path].doc} [{path}]")
@@ -238,6 +249,10 @@ class SettingsDialog(QDialog):
         s.brain.kind = self.brain_kind.currentData()
         s.brain.url = self.brain_url.text().strip()
         s.brain.model = self.brain_model.text().strip()
+        s.brain.dami.instruct = self.dami_instruct.text().strip()
+        s.brain.dami.thinking = self.dami_thinking.text().strip()
+        s.brain.dami.lam_mode = self.dami_mode.currentText()
+        s.brain.dami.lam = self.dami_lam.value()
         return s
 
     def accept(self) -> None:

@@ -93,8 +93,15 @@ class TranscriptView(QWidget):
             if self._delegates:
                 item = self._delegates.pop(0)
                 item.setText(item.text().replace("[running]", "[done]" if ok else "[failed]"))
-            body = ev.get("result") if ok else ev.get("message", ev.get("error", ""))
-            self._add(t, "delegate_result" if ok else "error", str(body))
+            if ok:
+                body = str(ev.get("result") or ev.get("text") or "")
+                if ev.get("lam") is not None:  # a DAMI brain says how hard it thought
+                    body += f"  (λ {float(ev['lam']):.2f} · {ev.get('answer_tokens', '?')} tok)"
+            else:
+                body = str(ev.get("message", ev.get("error", "")))
+                if ev.get("query"):  # the question is shown, never silently dropped
+                    body += f" — the question was: “{ev['query']}”"
+            self._add(t, "delegate_result" if ok else "error", body)
         elif typ == EventType.SUMMARY:
             self._add(t, "summary", f"({ev.get('kind', '')}) {ev.get('summary', '')}")
         elif typ == EventType.ERROR:

@@ -10,15 +10,16 @@ cache), ``gguf_merge`` (one merged GGUF per λ bucket), ``lam`` (buckets, zero-s
 trained here on multi-digit addition).
 """
 
-from engine.dami.interp import (
-    MODULES,
-    PairError,
-    check_pair,
-    interpolate,
-    interpolate_state,
-    module_of,
-)
-from engine.dami.lam import BUCKETS, snap
-
 __all__ = ["BUCKETS", "MODULES", "PairError", "check_pair", "interpolate", "interpolate_state", "module_of",
            "snap"]
+_LAZY = {"BUCKETS": "options", "MODULES": "options", "PairError": "interp", "check_pair": "interp",
+         "interpolate": "interp", "interpolate_state": "interp", "module_of": "interp", "snap": "lam"}
+
+
+def __getattr__(name: str):
+    """Lazy: ``engine.dami.options`` (the settings) must not pull torch in; the rest loads on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"engine.dami.{_LAZY[name]}"), name)
+    raise AttributeError(name)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-MODULES = ("attn", "mlp", "embed", "norm")  # the module-mask vocabulary; anything else is "other"
+from engine.dami.options import MODULES  # noqa: E402 - the module-mask vocabulary; anything else is "other"
 
 
 class PairError(ValueError):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 # dense around the 0.4–0.6 phase transition seen on Qwen3-4B 2507 pairs (arXiv 2510.10977)
-BUCKETS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.625, 0.75, 1.0)
+from engine.dami.options import BUCKETS  # noqa: E402 - the λ values served
 
 
 def snap(lam: float, buckets: Sequence[float] = BUCKETS) -> float:

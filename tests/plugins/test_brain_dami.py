@@ -146,3 +146,38 @@ def test_every_option_has_a_default_and_a_doc():
     names = [f.name for f in dataclasses.fields(DamiOptions)]
     assert names and all(docs.get(n) for n in names), sorted(set(names) - set(docs))
     assert DamiOptions().thinking_from == 0.5 and DamiOptions().lam_mode == "auto"
+
+
+def test_the_dami_brain_through_settings_delegation_and_the_event(pair, tmp_path):
+    """[brain] kind = "dami" with [brain.dami] paths, built by the app's composition root: a delegate
+    decision reaches it and the delegate_result carries its λ and token count."""
+    import time as _time
+
+    from app.config import load_settings
+    from app.wiring import build_session
+    from tests.engine.fakes import ArraySource, ScriptedBackend, solid
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[brain]\nkind = "dami"\n[brain.dami]\ninstruct = "{pair.instruct}"\nthinking = "{pair.thinking}"\n'
+                   'lam_mode = "fixed"\nlam = 0.25\nmax_new_tokens = 6\n[voice]\nspeak = false\n')
+    settings = load_settings(cfg, environ={})
+    assert settings.brain.dami.lam == 0.25 and isinstance(settings.brain.dami.buckets, tuple)
+    backend = ScriptedBackend({1: "</response> Let me think. </delegation> What is 12+34?"})
+    frames = [(float(t), solid(t)) for t in range(120)]
+    built = build_session(settings, backend=backend, source=ArraySource(frames), store=str(tmp_path / "s.sqlite"),
+                          voice=False)  # real clock: the session is still running when the brain answers
+    events: list[dict] = []
+    built.bus.subscribe(events.append)
+    import threading
+
+    runner = threading.Thread(target=built.session.run, daemon=True)
+    runner.start()
+    deadline = _time.time() + 120
+    while _time.time() < deadline and not any(e["type"] in ("delegate_result", "delegate_error") for e in events):
+        _time.sleep(0.1)
+    built.session.stop()
+    runner.join(30)
+    built.close()
+    done = [e for e in events if e["type"] in ("delegate_result", "delegate_error")]
+    assert done and done[0]["type"] == "delegate_result", done[0].get("message")
+    assert done[0]["lam"] == 0.25 and isinstance(done[0]["answer_tokens"], int) and done[0]["answer_tokens"] >= 1
