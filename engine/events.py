@@ -193,7 +193,7 @@ TypedEvent = (SessionStarted | DecisionMade | Skipped | QueryReceived | Utteranc
               | SessionEnded)
 CLASSES: dict[EventType, type] = {cls.TYPE: cls for cls in TypedEvent.__args__}
 # Fields written even when None: readers of v1 logs expect them (``session_ended.error``).
-_ALWAYS = {EventType.SESSION_ENDED: {"error"}}
+_ALWAYS = {EventType.SESSION_ENDED: {"error"}, EventType.SPEECH_STARTED: {"first_audio_ms"}}
 
 
 def new_session_id() -> str:

@@ -26,7 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.events import Event, EventBus
+from engine.events import (
+    ErrorRaised,
+    Event,
+    EventBus,
+    EventType,
+    PartialTranscript,
+    SpeechEnded,
+    SpeechStarted,
+    Utterance,
+)
 
 OVERLAP_POLICIES = ("text_only", "queue", "newest_wins")
 ECHO_MODES = ("gate", "aec", "off")
@@ -179,14 +188,14 @@ class Speaker:
         return self
 
     def on_event(self, event: Event) -> None:
-        if event.get("type") == "delegate_result" and self.options.speak_delegate:
+        if event.get("type") == EventType.DELEGATE_RESULT and self.options.speak_delegate:
             # The brain's digest is spoken once it is back (bounded: the first sentences only; the
             # whole digest is shown in the transcript and folded into the model's context).
             spoken = spoken_digest(event.get("text") or "")
             if spoken:
                 self.say(spoken, decision_t=float(event.get("t", self.now())))
             return
-        if event.get("type") != "decision":
+        if event.get("type") != EventType.DECISION:
             return
         action, text = event.get("action"), (event.get("text") or "").strip()
         if action == "response" or (action == "delegate" and self.options.speak_delegate):
@@ -248,8 +257,8 @@ class Speaker:
     # --- the worker -------------------------------------------------------------------------------
     def _started(self, handle: UtteranceHandle) -> None:
         ms = handle.first_audio_ms
-        self.bus.emit(self.now(), "speech_started", utterance=handle.id, text=handle.text,
-                      decision_t=handle.decision_t, first_audio_ms=round(ms, 1) if ms is not None else None)
+        self.bus.publish(self.now(), SpeechStarted(utterance=handle.id, text=handle.text, decision_t=handle.decision_t,
+                                                   first_audio_ms=round(ms, 1) if ms is not None else None))
 
     def _run(self) -> None:
         while True:
@@ -272,12 +281,12 @@ class Speaker:
                 state = "failed"
                 with self._lock:
                     self.failed = handle.error
-                self.bus.emit(self.now(), "error", where="tts", message=f"voice off: {handle.error}")
+                self.bus.publish(self.now(), ErrorRaised(where="tts", message=f"voice off: {handle.error}"))
             with self._lock:
                 self.current = None
             if handle.first_audio_wall is not None:
-                self.bus.emit(self.now(), "speech_ended", utterance=handle.id, interrupted=state != "done",
-                              reason=state)
+                self.bus.publish(self.now(), SpeechEnded(utterance=handle.id, interrupted=state != "done",
+                                                         reason=state))
             handle._finish(state)
 
     def close(self) -> None:
@@ -379,7 +388,7 @@ class TurnTaker:
     def on_partial(self, text: str) -> None:
         if text.strip():
             self.stats.partials += 1
-            self.bus.emit(self.now(), "partial_transcript", text=text.strip())
+            self.bus.publish(self.now(), PartialTranscript(text=text.strip()))
 
     def on_utterance(self, text: str) -> None:
         text = text.strip()
@@ -389,7 +398,7 @@ class TurnTaker:
         t = self.now()
         self.stats.utterances += 1
         started = self._speech_started_t if self._speech_started_t is not None else t
-        self.bus.emit(t, "utterance", text=text, started_t=round(started, 3))
+        self.bus.publish(t, Utterance(text=text, started_t=round(started, 3)))
         if self.speaker is not None:
             self.speaker.fence(t)
         self.submit(text, source="voice")
@@ -397,4 +406,4 @@ class TurnTaker:
 
     def on_error(self, message: str) -> None:
         self.stats.errors.append(message)
-        self.bus.emit(self.now(), "error", where="asr", message=message)
+        self.bus.publish(self.now(), ErrorRaised(where="asr", message=message))
