@@ -71,7 +71,7 @@ class DecisionMade:
     text: str = ""
     latency_ms: dict = field(default_factory=dict)  # {capture, prefill, decide, total}
     tokens: dict = field(default_factory=dict)  # {context, new}
-    kv_bytes: dict = field(default_factory=dict)  # {fast, offload}
+    kv_bytes: dict = field(default_factory=dict)  # {fast, offload, used}: capacity per tier, and what holds tokens
     delegate_query: str | None = None
     suppressed: str | None = None
     change: float | None = None

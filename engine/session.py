@@ -401,7 +401,7 @@ class Session:
             latency_ms={"capture": round(capture_ms, 2), "prefill": round((t1 - t0) * 1000, 2),
                         "decide": round((t2 - t1) * 1000, 2), "total": round(total_ms, 2)},
             tokens={"context": stats.tokens_context, "new": stats.tokens_new},
-            kv_bytes={"fast": stats.kv_bytes_fast, "offload": stats.kv_bytes_offload},
+            kv_bytes={"fast": stats.kv_bytes_fast, "offload": stats.kv_bytes_offload, "used": stats.kv_bytes_used},
             delegate_query=decision.delegate_query if decision.action == "delegate" else None,
             suppressed=decision.reason or None,
             change=round(sampled.change, 4) if sampled is not None else None,
