@@ -55,7 +55,7 @@ def test_decision_event_schema():
     assert d["v"] == 1 and d["session"] == "test" and d["t"] == 1.0 and d["wall"]
     assert d["action"] == "response" and d["text"] == "hello"
     assert set(d["latency_ms"]) == {"capture", "prefill", "decide", "total"}
-    assert set(d["tokens"]) == {"context", "new"} and set(d["kv_bytes"]) == {"fast", "offload"}
+    assert set(d["tokens"]) == {"context", "new"} and set(d["kv_bytes"]) == {"fast", "offload", "used"}
     assert events[0]["type"] == "session_started" and events[-1]["type"] == "session_ended"
 
 
