@@ -107,7 +107,7 @@ def normalize(raw: str | None, standing_query: str = "") -> Decision:
         note = _clean_line(after[: d.start()])
         question = _STRAY.sub("", after[d.end():]).strip()
         question = re.sub(r"\[User Query[^\]]*\]", "", question).strip()
-        question = " ".join(question.split())[:2000] or standing_query.strip()
+        question = " ".join(question.split())[:2000] or " ".join(standing_query.split())[:2000]
         if not question:  # nothing to ask the brain: keep the note as an ordinary reply
             return Decision("response", text=note, raw=raw) if note else Decision("silence", raw=raw)
         return Decision("delegate", text=note, delegate_query=question, raw=raw)

