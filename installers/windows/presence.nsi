@@ -1,7 +1,7 @@
 ; Presence for Windows: per-user install (no admin rights), Start-menu entry, icon, uninstaller.
 ; Compiled by installers/build.py on the Windows runner:
 ;   makensis /DVERSION=0.1.0 /DSOURCE=dist\lite\presence /DOUTFILE=dist\Presence-0.1.0-setup.exe installers\windows\presence.nsi
-; tests/dist/test_installers.py compiles it on Linux (Debian's nsis) against a stand-in payload.
+; tests/installers/test_installers.py compiles it on Linux (Debian's nsis) against a stand-in payload.
 Unicode true
 !include "MUI2.nsh"
 
