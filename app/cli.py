@@ -75,7 +75,8 @@ def add_run(sub) -> None:
     p = sub.add_parser("run", help="watch a source and decide every second")
     for flag, path in RUN_SETTING_FLAGS.items():
         key = keys[path]
-        choices = f" ({' | '.join(map(str, key.choices))})" if key.choices else ""
+        named = key.choices and all(str(c) in key.doc for c in key.choices if c)  # the doc already lists them
+        choices = f" ({' | '.join(map(str, key.choices))})" if key.choices and not named else ""
         p.add_argument(flag, dest=path, default=None, type=_schema_arg(key), metavar=key.name.upper(),
                        help=f"{key.doc}{choices} [{path}]")
     for name, path in RUN_SWITCH_FLAGS.items():
