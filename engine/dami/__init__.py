@@ -2,7 +2,7 @@
 
 θ(λ) = (1−λ)·θ_Instruct + λ·θ_Thinking for two checkpoints of one architecture, with a per-question
 reasoning intensity λ(q). "DAMI-style" because only the paper's abstract is public: the λ estimators and
-serving strategies here are our reconstructions (../shared/research/training_reasoning.md §3).
+serving strategies here are our reconstructions (docs/dami.md).
 
 Modules: ``interp`` (pair check, interpolation, module mask), ``serve`` (in-place delta swaps, bucket
 cache), ``gguf_merge`` (one merged GGUF per λ bucket), ``lam`` (buckets, zero-shot and trained λ(q)),

@@ -2,7 +2,7 @@
 trained DAMI-style estimator (pairwise preferences: accuracy first, then fewer tokens).
 
 Both are reconstructions of the paper's "DAMI-Conf" and "DAMI-Pref" from its abstract
-(../shared/research/training_reasoning.md §3.3, items 3 and 4).
+(docs/dami.md describes them).
 """
 
 from __future__ import annotations
