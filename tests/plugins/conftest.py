@@ -9,7 +9,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,22 +71,31 @@ def stop_pulse(p: Pulse) -> None:
 
 @pytest.fixture(scope="module")
 def pulse():
-    runtime = Path(tempfile.mkdtemp(prefix="presence-pulse-"))
+    with pulse_server("presence-pulse-") as p:
+        yield p
+
+
+@contextmanager
+def pulse_server(prefix: str) -> Iterator[Pulse]:
+    """A private PulseAudio server for the duration, this process pointed at it (skips when there is none)."""
+    runtime = Path(tempfile.mkdtemp(prefix=prefix))
     p = start_pulse(runtime)
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
     os.environ.update(p.env)
     from plugins import audio
 
     audio.rescan()  # PortAudio lists devices once: make it see the new server
-    yield p
-    stop_pulse(p)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    audio.rescan()
-    shutil.rmtree(runtime, ignore_errors=True)
+    try:
+        yield p
+    finally:
+        stop_pulse(p)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        audio.rescan()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +127,29 @@ def write_wav(path: Path, audio: np.ndarray, sr: int) -> Path:
 
 def words(text: str) -> list[str]:
     return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
+
+
+class MonitorRecorder:
+    """Records a sink's monitor (what actually left the app) with a wall time per block."""
+
+    def __init__(self, pulse, sink: str):
+        self.proc = subprocess.Popen(["parec", f"--device={sink}.monitor", "--format=s16le", "--rate=16000",
+                                      "--channels=1", "--latency-msec=20"],
+                                     stdout=subprocess.PIPE, env={**os.environ, **pulse.env})
+        self.blocks: list[tuple[float, float]] = []  # (wall time, rms)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            data = self.proc.stdout.read(640)  # 20 ms
+            if not data:
+                return
+            x = np.frombuffer(data, np.int16).astype(np.float32) / 32768
+            self.blocks.append((time.perf_counter(), float(np.sqrt(np.mean(x * x)))))
+
+    def loud_after(self, t: float, level=0.01) -> list[float]:
+        return [w for w, r in self.blocks if w > t and r > level]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(5)

@@ -5,11 +5,9 @@ server comes back; the mic level, push-to-talk and stopping/restarting listening
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from engine.clock import RealClock
@@ -17,7 +15,7 @@ from engine.events import EventBus
 from engine.session import Session, SessionOptions
 from engine.speech import Speaker, SpeakerOptions, TurnOptions, TurnTaker, UtteranceHandle
 from tests.engine.fakes import ArraySource, ScriptedBackend, solid
-from tests.plugins.conftest import need_voice_packages, speech_16k, words, write_wav
+from tests.plugins.conftest import MonitorRecorder, need_voice_packages, speech_16k, words, write_wav
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
 
@@ -43,32 +41,6 @@ def voice(pulse):
     from plugins.tts.piper import PiperTTS
 
     return PiperTTS(deterministic=True), WhisperASR(WhisperOptions())
-
-
-class MonitorRecorder:
-    """Records a sink's monitor (what actually left the app) with a wall time per block."""
-
-    def __init__(self, pulse, sink: str):
-        self.proc = subprocess.Popen(["parec", f"--device={sink}.monitor", "--format=s16le", "--rate=16000",
-                                      "--channels=1", "--latency-msec=20"],
-                                     stdout=subprocess.PIPE, env={**__import__("os").environ, **pulse.env})
-        self.blocks: list[tuple[float, float]] = []  # (wall time, rms)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        while True:
-            data = self.proc.stdout.read(640)  # 20 ms
-            if not data:
-                return
-            x = np.frombuffer(data, np.int16).astype(np.float32) / 32768
-            self.blocks.append((time.perf_counter(), float(np.sqrt(np.mean(x * x)))))
-
-    def loud_after(self, t: float, level=0.01) -> list[float]:
-        return [w for w, r in self.blocks if w > t and r > level]
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
 
 
 def test_piper_into_the_mic_becomes_the_standing_query_of_a_running_session(pulse, voice):
