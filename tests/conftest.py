@@ -26,6 +26,17 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("PRESENCE_CONFIG", raising=False)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny torch models on 2 shared cores: a second torch thread made their passes several times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def test_assets() -> Path:
     """``$PRESENCE_TEST_ASSETS`` (tiny GGUF pairs, the Qwen2 tokenizer); skips when unset."""

@@ -22,12 +22,7 @@ LOGIT_TOL = 0.02
 IDS = [19, 18, 6, 7, 8, 9, 15, 10, 11, 12, 13, 21, 20, 18]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

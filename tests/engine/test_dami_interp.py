@@ -13,14 +13,7 @@ from engine.dami.serve import BucketCache, InPlaceSwapper  # noqa: E402
 from engine.dami.tiny_pair import make_tokenizer, random_pair  # noqa: E402
 from engine.dami.weights import SafetensorsDict  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: on 2 shared cores a second torch thread made these passes several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

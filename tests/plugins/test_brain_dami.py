@@ -16,13 +16,7 @@ from plugins.brain.dami import DamiBrain, DamiOptions  # noqa: E402
 Q = "0123+4567"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: on 2 shared cores a second torch thread made these passes several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
