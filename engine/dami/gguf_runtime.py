@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.dami.answer import DamiAnswer, probe_messages, strip_thinking
 from engine.dami.gguf_merge import check_gguf_pair, merge_gguf
-from engine.dami.lam import ZeroShotLambda, snap, uncertainty
+from engine.dami.lam import ZeroShotLambda, choose_lambda, uncertainty
 from engine.dami.options import DamiOptions
 from engine.dami.serve import BucketCache
 
@@ -113,11 +113,7 @@ class GgufDami:
 
     def answer(self, messages: list[dict], timeout_s: float) -> DamiAnswer:
         t0 = time.perf_counter()
-        u = None
-        if self.o.lam_mode == "fixed":
-            lam = snap(self.o.lam, self.o.buckets)
-        else:
-            lam, u = self.estimate(messages)
+        lam, u = choose_lambda(self.o, lambda: self.estimate(messages))
         llm, how = self.model_at(lam)
         prompt_ends_open = self._renders_open_think(llm, messages)
         out = llm.create_chat_completion(messages=messages, max_tokens=self.o.max_new_tokens, temperature=0.0)

@@ -8,7 +8,7 @@ Both are reconstructions of the paper's "DAMI-Conf" and "DAMI-Pref" from its abs
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,14 @@ from engine.dami.options import BUCKETS  # noqa: E402 - the λ values served
 def snap(lam: float, buckets: Sequence[float] = BUCKETS) -> float:
     """The nearest bucket; a tie goes to the larger λ (more thinking is the safer error)."""
     return min(buckets, key=lambda b: (abs(b - lam), -b))
+
+
+def choose_lambda(options, estimate: Callable[[], tuple[float, float | None]]) -> tuple[float, float | None]:
+    """(λ, u(q)) for one answer, chosen before prefill: the fixed λ snapped to the buckets, or the
+    estimator's (``estimate``, called only in auto mode)."""
+    if options.lam_mode == "fixed":
+        return snap(options.lam, options.buckets), None
+    return estimate()
 
 
 def uncertainty(confidence: float, discrepancy: float, gamma: float = 1.0) -> float:

@@ -11,7 +11,7 @@ import torch
 
 from engine.dami.answer import DamiAnswer, probe_messages, strip_thinking
 from engine.dami.interp import check_mask, check_pair, check_tokenizers, interpolate, module_of
-from engine.dami.lam import PrefEstimator, ZeroShotLambda, snap, uncertainty
+from engine.dami.lam import PrefEstimator, ZeroShotLambda, choose_lambda, snap, uncertainty
 from engine.dami.options import DamiOptions
 from engine.dami.scoring import confidence, discrepancy, instruct_probe, teacher_probs
 from engine.dami.serve import BucketCache, InPlaceSwapper
@@ -91,11 +91,7 @@ class TorchDami:
     @torch.no_grad()
     def answer(self, messages: list[dict], timeout_s: float) -> DamiAnswer:
         t0 = time.perf_counter()
-        u = None
-        if self.o.lam_mode == "fixed":
-            lam = snap(self.o.lam, self.o.buckets)
-        else:
-            lam, u = self.estimate(messages)
+        lam, u = choose_lambda(self.o, lambda: self.estimate(messages))
         tok = self.tok_t if lam >= self.o.thinking_from else self.tok_i
         ids, prompt = self._ids(tok, messages)
         model, how = self.model_at(lam)  # pinned: the caller's lock keeps λ fixed until the answer is done
