@@ -23,6 +23,7 @@ Secrets (API keys) never live here: a setting names the environment variable or 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -186,14 +187,17 @@ def schema(cls: type = Settings, prefix: str = "") -> list[Key]:
     return out
 
 
+@functools.cache
 def schema_keys() -> dict[str, Key]:
+    """Dotted path → Key (the declarations never change at run time: read once)."""
     return {k.path: k for k in schema()}
 
 
+@functools.cache
 def sections() -> list[str]:
     """Section paths in order (``backend``, ``backend.llamacpp``, …, ``ui``)."""
     seen: dict[str, None] = {}
-    for k in schema():
+    for k in schema_keys().values():
         seen.setdefault(k.section, None)
     return list(seen)
 
@@ -427,7 +431,7 @@ def _toml_value(v: Any) -> str:
 def dump_settings(s: Settings, *, with_docs: bool = False) -> str:
     out = [f"schema_version = {SCHEMA_VERSION}", ""]
     current = None
-    for key in schema():
+    for key in schema_keys().values():
         if key.section != current:
             if current is not None:
                 out.append("")
