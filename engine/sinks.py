@@ -63,7 +63,7 @@ class GuardedSink:
 
     def __call__(self, event: Event) -> None:
         self.held.append(event)
-        if self.held and len(self.held) > 1 and self.monotonic() < self._next_try:
+        if len(self.held) > 1 and self.monotonic() < self._next_try:  # earlier events wait for the retry
             self._check_bound()
             return
         self.flush()
