@@ -1,6 +1,6 @@
 """Read a standing instruction into a small, deterministic plan for the ``lite`` backend.
 
-    "Tell me when 30 seconds have passed." / "in 30 s" / "30s"  → timer(30)
+    "Tell me when 30 seconds have passed." / "in 30 s" / "30s"  → timer(30)  ("half a minute", "1m30s", "in an hour")
     "Tell me when there are five items on the table."           → count(5)
     "Tell me when the counter reaches 100."                     → reach(subject="counter", target=100)
     "Translate any sign that appears into English."             → translate
@@ -40,12 +40,14 @@ EXAMPLES = ("\"tell me when the slide changes\", \"summarize each slide\", \"tel
 
 _TELL = r"(?:tell me|let me know|alert me|notify me|warn me|inform me|ping me|remind me|say something|say|shout)"
 _WHEN = r"(?:when(?:ever)?|if|once|as soon as|the moment)"
-_UNIT = r"(s|secs?|seconds?|m|mins?|minutes?)"
-_DURATION = re.compile(_NUM + r"\s*" + _UNIT + r"\b(?:\s*(?:and\s+)?(\d+)\s*(?:s|secs?|seconds?)\b)?", re.I)
-_HALF = re.compile(r"\bhalf\s+(?:a|an)\s+minute\b|\b(a|one)\s+minute\s+and\s+a\s+half\b", re.I)
+# a unit ends where the letters end, so "1m30s" reads as 1 minute and 30 seconds
+_UNIT = r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)(?![a-z])"
+_DURATION = re.compile(_NUM + r"\s*" + _UNIT + r"(?:\s*(?:and\s+)?(\d+)\s*(?:s|secs?|seconds?)(?![a-z]))?", re.I)
+_HALF = re.compile(r"\bhalf\s+(?:a|an)\s+min(?:ute)?\b|\b(a|one)\s+min(?:ute)?\s+and\s+a\s+half\b", re.I)
 _TIMER_CTX = re.compile(r"\b(?:in|after|within|timer\s+(?:for|of)|countdown(?:\s+(?:for|of))?|wait)\s+"
-                        + _NUM + r"\s*" + _UNIT + r"\b|" + _NUM + r"\s*" + _UNIT
-                        + r"\b.*\b(passed|elapsed|gone|up|over|have gone by|has gone by)\b", re.I)
+                        + _NUM + r"\s*" + _UNIT + r"|" + _NUM + r"\s*" + _UNIT
+                        + r".*\b(passed|elapsed|gone|up|over|have gone by|has gone by)\b", re.I)
+_BARE_TAIL = r"(?:\s+(?:timer|countdown|please))?[.!]*"  # "30s", "30s timer", "5 min please"
 _COUNT = re.compile(r"\bthere\s+are\s+" + _NUM + r"\b|\b" + _NUM
                     + r"\s+(?:items?|objects?|things)\b(?!.*\b(?:reach|hit)\w*\b)", re.I)
 _REACH = re.compile(r"\b" + _WHEN + r"\s+(?:the\s+)?(?P<subj>[\w .'-]*?)\s*\b(?P<verb>reach(?:es)?|hits?|gets?\s+to|"
@@ -78,6 +80,7 @@ _APPEAR = re.compile(r"\b(" + _APPEAR_WHO + r")\b.*?\b(appears?|arrives?|shows?\
                      r"(?:is|are)\s+(?:at|in)\s+the\s+door)\b", re.I)
 _FAIL = re.compile(r"\b(fails?|failed|failing|failures?|crash(?:es|ed)?|breaks)\b", re.I)
 _WATCH = re.compile(_TELL + r"\s+(?:me\s+)?" + _WHEN + r"\s+(?P<cond>.+?)[.!?]*$", re.I)
+_ABOUT = re.compile(_TELL + r"\s+(?:me\s+)?(?:about|of)\s+(?:any|all|new|the)?\s*(?P<thing>[\w-]+)[.!]*$", re.I)
 _SHOWS = (r"appears|shows\s+up|is\s+shown|is\s+displayed|comes\s+up|is\s+on\s+(?:the\s+)?screen|pops\s+up|"
           r"is\s+visible|turns\s+up")
 _PHRASE = re.compile(r"^(?:the\s+|an?\s+)?(?:(?:word|text|phrase|message|words)\s+)?[\"'“‘]?(?P<p>.+?)[\"'”’]?\s+"
@@ -120,7 +123,7 @@ class Plan:
 
 
 def _seconds(num: str, unit: str, extra: str | None = None) -> int:
-    n = parse_number(num) * (60 if unit.lower().startswith("m") else 1)
+    n = parse_number(num) * {"m": 60, "h": 3600}.get(unit[0].lower(), 1)
     return n + (int(extra) if extra else 0)
 
 
@@ -128,7 +131,7 @@ def _timer(q: str) -> int:
     """Seconds of a duration instruction ("in 30 s", "30s", "after 1 minute 30 seconds"), or 0."""
     if _HALF.search(q):
         return 90 if _HALF.search(q).group(1) else 30
-    bare = re.fullmatch(_DURATION.pattern + r"[.!]*", q.strip(), re.I)
+    bare = re.fullmatch(_DURATION.pattern + _BARE_TAIL, q.strip(), re.I)
     m = bare or (_DURATION.search(q) if _TIMER_CTX.search(q) else None)
     return _seconds(m.group(1), m.group(2), m.group(3)) if m else 0
 
@@ -149,6 +152,10 @@ def _clean(p: str) -> str:
 
 def _watch(q: str) -> Plan | None:
     """A word, phrase or state to watch for ("tell me when SOLD OUT appears", "…when the X is Y")."""
+    about = _ABOUT.search(q)  # "warn me about any errors": a kind of screen message, by name
+    thing = about.group("thing").lower() if about else ""
+    if _FAIL.search(thing) or thing.rstrip("s") in _TEXTY:
+        return Plan("watch", q, phrase="fail" if _FAIL.search(thing) else thing.rstrip("s"))
     m = _WATCH.search(q)
     if not m:
         return None
@@ -158,8 +165,8 @@ def _watch(q: str) -> Plan | None:
     p = _PHRASE.search(cond) or _SAYS.search(cond)
     if p:
         phrase = _clean(p.group("p"))
-        if phrase in _TEXTY or phrase.rstrip("s") in _TEXTY:
-            phrase = phrase.rstrip("s") if phrase.endswith("errors") or phrase.endswith("warnings") else phrase
+        if phrase in ("errors", "warnings"):  # one on screen is enough
+            phrase = phrase[:-1]
         return Plan("watch", q, phrase=phrase)
     for state in STATES:
         s = re.search(r"^(?:the\s+)?(?P<subj>.*?)\s*\b(?:is|are|goes|go|becomes|become|gets|get)\s+"

@@ -44,3 +44,11 @@ def test_unknown_is_not_a_catch_all_for_narration():
     assert instructions.parse("order me a pizza").kind == "unknown"
     assert instructions.parse("Narrate what happens.").kind == "narrate"
     assert instructions.parse("").kind == "none"
+
+
+@pytest.mark.parametrize("text", ["in 30 s", "30s", "half a minute", "in a minute", "in 1m30s",
+                                  "ping me when the slide changes", "warn me if the word ERROR appears",
+                                  "warn me about any errors"])
+def test_duration_forms_and_alert_verbs_are_read_exactly(text):
+    # the forms people type for a timer or an alert: each must read as its table row, not as a near miss
+    assert _matches(next(c for c in CASES if c["text"] == text))
