@@ -1,16 +1,18 @@
 """DAMI-style interpolation on the tiny Instruct/Thinking pair (engine/dami/tiny_pair.py).
 
-Builds (or reuses) the pair, then on a held-out set graded by difficulty (carries 0–--digits):
+Builds (or reuses) the pair, then on a held-out set graded by difficulty (operand digits 1–--digits):
 
-* accuracy and mean generated tokens at fixed λ ∈ {0, 0.25, 0.5, 0.625, 0.75, 1};
-* DAMI zero-shot (confidence + discrepancy; u_lo/u_hi calibrated on a separate train split) and
-  DAMI trained (preference estimator fitted on the train split's λ sweep);
+* accuracy, mean generated tokens and the share of answers that thought, at fixed λ from 0 to 1 in
+  steps of 1/8 (the brain's buckets among them);
+* DAMI zero-shot (confidence + discrepancy; u_lo/u_hi chosen on a separate calibration split) and
+  DAMI trained (preference estimator fitted on the calibration split's λ sweep); nothing is chosen on
+  the held-out set;
 * the Spearman correlation of λ(q) with difficulty, the share of questions at an in-between λ, the
   accuracy–tokens front, and the issue's goals;
 * switch cost per strategy (in-place swap, exact rebuild, bucket hit, bucket miss, GGUF bucket merge)
   and memory.
 
-    flock /tmp/bench.lock .venv/bin/python benchmarks/dami.py [--out DIR] [--base-steps N --ft-steps N]
+    flock /tmp/bench.lock .venv/bin/python benchmarks/dami.py [--out DIR] [--base-steps N --ft-steps N --ft-lr R]
 
 All generation is greedy; DAMI answers are generated at their chosen λ (grouped by λ), not looked up.
 """
@@ -32,10 +34,17 @@ from engine.dami.interp import interpolate_state  # noqa: E402
 from engine.dami.lam import BUCKETS, PrefEstimator, ZeroShotLambda, uncertainty  # noqa: E402
 from engine.dami.scoring import confidence, discrepancy, instruct_probe, teacher_probs  # noqa: E402
 from engine.dami.serve import BucketCache, InPlaceSwapper  # noqa: E402
-from engine.dami.tiny_pair import THINK, build_pair, graded_set, make_tokenizer, parse_answer  # noqa: E402
+from engine.dami.tiny_pair import (  # noqa: E402
+    THINK,
+    build_pair,
+    graded_set,
+    make_tokenizer,
+    pair_stamp,
+    parse_answer,
+)
 from engine.dami.weights import SafetensorsDict  # noqa: E402
 
-FIXED = (0.0, 0.25, 0.5, 0.625, 0.75, 1.0)
+FIXED = tuple(i / 8 for i in range(9))  # includes every default bucket
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -58,10 +67,19 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float((rx * ry).sum() / den) if den else 0.0
 
 
+def template_prefill(path, problem) -> str:
+    """What a checkpoint's chat template adds after the bare prompt (``<think>`` for a pre-inserting one)."""
+    from transformers import AutoTokenizer
+
+    text = AutoTokenizer.from_pretrained(path).apply_chat_template(
+        [{"role": "user", "content": problem.question}], tokenize=False, add_generation_prompt=True)
+    return text[len(problem.prompt):]
+
+
 @torch.no_grad()
-def generate(model, tok, problems, lam: float, thinking_from: float = 0.5, batch: int = 256):
-    """(correct, tokens) per problem at the model's current weights, with the template λ asks for."""
-    prefill = THINK if lam >= thinking_from else ""
+def generate(model, tok, problems, prefill: str = "", batch: int = 256):
+    """(correct, tokens, thought) per problem at the model's current weights; ``prefill`` is what the
+    template for this λ pre-inserts."""
     out = []
     for s in range(0, len(problems), batch):
         chunk = problems[s:s + batch]
@@ -70,7 +88,8 @@ def generate(model, tok, problems, lam: float, thinking_from: float = 0.5, batch
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
         for p, row in zip(chunk, gen.tolist(), strict=True):
             n = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
-            out.append((parse_answer(tok.decode(row[:n], skip_special_tokens=False)) == p.answer, n))
+            text = prefill + tok.decode(row[:n], skip_special_tokens=False)
+            out.append((parse_answer(text) == p.answer, n, THINK in text))
     return out
 
 
@@ -85,8 +104,9 @@ def probe_all(m_i, m_t, tok, problems, k: int = 8):
 
 
 def summarise(rows):
+    """(accuracy, mean generated tokens)."""
     n = len(rows)
-    return sum(c for c, _ in rows) / n, sum(t for _, t in rows) / n
+    return sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n
 
 
 def front(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -99,21 +119,21 @@ def front(points: dict[str, tuple[float, float]]) -> set[str]:
     return keep
 
 
-def run_at(swapper, tok, problems, lams):
-    """Answer each problem at its own λ (grouped by λ)."""
+def run_at(swapper, tok, problems, lams, prefill):
+    """Answer each problem at its own λ (grouped by λ); ``prefill(λ)`` is that λ's template prefill."""
     res = [None] * len(problems)
     for lam in sorted(set(lams)):
         idx = [i for i, x in enumerate(lams) if x == lam]
         swapper.set(lam)
-        for i, r in zip(idx, generate(swapper.model, tok, [problems[i] for i in idx], lam), strict=True):
+        for i, r in zip(idx, generate(swapper.model, tok, [problems[i] for i in idx], prefill(lam)), strict=True):
             res[i] = r
     return res
 
 
 def calibrate_quantiles(us, table, budget_frac: float):
-    """The zero-shot map's quantiles, chosen on the train split: best accuracy whose mean tokens stay
-    within ``budget_frac`` of the Thinking model's (ties → fewer tokens)."""
-    think_tokens = sum(t for _, t in table[1.0]) / len(us)
+    """The zero-shot map's quantiles, chosen on the calibration split: best accuracy whose mean tokens
+    stay within ``budget_frac`` of the Thinking model's (ties → fewer tokens)."""
+    think_tokens = summarise(table[1.0])[1]
     best = None
     for lo_q in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
         for hi_q in (0.6, 0.7, 0.8, 0.9, 0.95, 0.99):
@@ -187,13 +207,14 @@ def gguf_costs(paths, out_dir: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/presence-dami", help="where the pair and GGUF files go")
-    ap.add_argument("--digits", type=int, default=4, help="operand width (measured: 4, 5, 6)")
-    ap.add_argument("--base-steps", type=int, default=800)
-    ap.add_argument("--ft-steps", type=int, default=300)
-    ap.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tune rate of both Instruct and Thinking")
-    ap.add_argument("--n-per-level", type=int, default=40, help="held-out questions per carry count (0–digits)")
-    ap.add_argument("--train-per-level", type=int, default=40, help="train-split questions per carry count")
-    ap.add_argument("--budget", type=float, default=0.6, help="zero-shot calibration token budget (× Thinking)")
+    ap.add_argument("--digits", type=int, default=tiny_pair.DIGITS, help="widest operand (difficulty 1–digits)")
+    ap.add_argument("--base-steps", type=int, default=700)
+    ap.add_argument("--ft-steps", type=int, default=150)
+    ap.add_argument("--ft-lr", type=float, default=5e-4, help="fine-tune rate of both Instruct and Thinking")
+    ap.add_argument("--n-per-level", type=int, default=40, help="held-out questions per difficulty")
+    ap.add_argument("--calib-per-level", type=int, default=40, help="calibration-split questions per difficulty")
+    ap.add_argument("--budget", type=float, default=0.55,
+                    help="zero-shot calibration token budget (× Thinking; below the goal's 0.6 to leave a margin)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)  # 2 shared cores: one thread was ~10x faster than two for these tiny models
@@ -202,7 +223,7 @@ def main() -> None:
     tiny_pair.set_digits(a.digits)
     paths = build_pair(out / "pair", a.base_steps, a.ft_steps, a.seed, log_every=100, ft_lr=a.ft_lr)
     built = time.perf_counter() - t0
-    stamp = next((out / "pair").glob(f"done-{a.digits}d-{a.base_steps}-{a.ft_steps}-{a.ft_lr:g}-{a.seed}"))
+    stamp = out / "pair" / pair_stamp(a.base_steps, a.ft_steps, a.ft_lr, a.seed)
     print(f"pair: {paths.instruct.parent} (trained in {float(stamp.read_text()):.0f} s; this run {built:.0f} s)")
 
     from transformers import AutoModelForCausalLM
@@ -213,47 +234,55 @@ def main() -> None:
     sd_i, sd_t = SafetensorsDict(paths.instruct), SafetensorsDict(paths.thinking)
     sw = InPlaceSwapper(copy.deepcopy(m_i), lambda: (sd_i, sd_t), 0.0)
     held = graded_set(a.n_per_level, seed=1000 + a.seed)
-    train = graded_set(a.train_per_level, seed=2000 + a.seed)
-    diff = [p.carries for p in held]
+    calib = graded_set(a.calib_per_level, seed=2000 + a.seed)
+    diff = [p.difficulty for p in held]
+    levels = range(1, a.digits + 1)
+    # the brain's rule: the Thinking checkpoint's template from λ ≥ 0.5 (DamiOptions.thinking_from)
+    think_prefill = template_prefill(paths.thinking, held[0])
+
+    def prefill(lam):
+        return think_prefill if lam >= 0.5 else ""
 
     t = time.perf_counter()
-    table_h, table_t = {}, {}
+    table_h, table_c = {}, {}
     for lam in FIXED:
         sw.set(lam)
-        table_h[lam] = generate(sw.model, tok, held, lam)
-        table_t[lam] = generate(sw.model, tok, train, lam)
+        table_h[lam] = generate(sw.model, tok, held, prefill(lam))
+        table_c[lam] = generate(sw.model, tok, calib, prefill(lam))
     sweep_s = time.perf_counter() - t
 
-    u_t, h_t = probe_all(m_i, m_t, tok, train)
+    # everything DAMI chooses is fitted on the calibration split; the held-out set only measures
+    u_c, h_c = probe_all(m_i, m_t, tok, calib)
     u_h, h_h = probe_all(m_i, m_t, tok, held)
-    z, lo_q, hi_q = calibrate_quantiles(u_t, table_t, a.budget)
+    z, lo_q, hi_q = calibrate_quantiles(u_c, table_c, a.budget)
     lam_conf = [z(u) for u in u_h]
     torch.manual_seed(a.seed)  # the estimator's initial weights (its fit seeds only the updates)
-    est = PrefEstimator(h_t.shape[1], BUCKETS, hidden=32)
-    accs = [{lam: float(table_t[lam][i][0]) for lam in FIXED} for i in range(len(train))]
-    toks = [{lam: float(table_t[lam][i][1]) for lam in FIXED} for i in range(len(train))]
-    est.fit(h_t, accs, toks, epochs=300)
+    est = PrefEstimator(h_c.shape[1], BUCKETS, hidden=32)
+    accs = [{lam: float(table_c[lam][i][0]) for lam in BUCKETS} for i in range(len(calib))]
+    toks = [{lam: float(table_c[lam][i][1]) for lam in BUCKETS} for i in range(len(calib))]
+    est.fit(h_c, accs, toks, epochs=300)
     lam_pref = est.predict(h_h)
 
     points = {f"fixed λ={lam:g}": summarise(table_h[lam]) for lam in FIXED}
-    dami = {"DAMI zero-shot": (lam_conf, run_at(sw, tok, held, lam_conf)),
-            "DAMI trained": (lam_pref, run_at(sw, tok, held, lam_pref))}
+    dami = {"DAMI zero-shot": (lam_conf, run_at(sw, tok, held, lam_conf, prefill)),
+            "DAMI trained": (lam_pref, run_at(sw, tok, held, lam_pref, prefill))}
     for name, (_, rows) in dami.items():
         points[name] = summarise(rows)
     on_front = front(points)
 
-    print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per carry count 0–{a.digits}); train split {len(train)}; "
-          f"sweep {sweep_s:.0f} s")
-    print(f"\n| method | accuracy | mean tokens | acc. by carries {'/'.join(map(str, range(a.digits + 1)))} | on front |")
-    print("|---|---|---|---|---|")
+    print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per difficulty {levels[0]}–{levels[-1]} operand "
+          f"digits); calibration split {len(calib)} (other seed); sweep {sweep_s:.0f} s")
+    print(f"\n| method | accuracy | mean tokens | thought | acc. by digits {'/'.join(map(str, levels))} | on front |")
+    print("|---|---|---|---|---|---|")
     for name, (acc, tk) in points.items():
         rows = table_h[float(name.split("=")[1])] if name.startswith("fixed") else dami[name][1]
         by = "/".join(f"{sum(r[0] for r, d in zip(rows, diff, strict=True) if d == c) / diff.count(c):.2f}"
-                      for c in range(a.digits + 1))
-        print(f"| {name} | {acc:.3f} | {tk:.1f} | {by} | {'yes' if name in on_front else 'no'} |")
+                      for c in levels)
+        thought = sum(r[2] for r in rows) / len(rows)
+        print(f"| {name} | {acc:.3f} | {tk:.1f} | {thought:.0%} | {by} | {'yes' if name in on_front else 'no'} |")
 
     think_acc, think_tok = points["fixed λ=1"]
-    print(f"\nzero-shot map: u_lo={z.u_lo:.4f} (q{lo_q:g}), u_hi={z.u_hi:.4f} (q{hi_q:g}) on the train split, "
+    print(f"\nzero-shot map: u_lo={z.u_lo:.4f} (q{lo_q:g}), u_hi={z.u_hi:.4f} (q{hi_q:g}) on the calibration split, "
           f"budget {a.budget:g}× Thinking tokens")
     for name, (lams, _) in dami.items():
         acc, tk = points[name]
@@ -263,7 +292,7 @@ def main() -> None:
                         and points[f] != (acc, tk)]
         hist = {b: sum(x == b for x in lams) for b in BUCKETS}
         print(f"\n{name}: λ histogram {hist}")
-        print(f"  Spearman(λ(q), carries) = {rho:.3f}   [goal > 0.3: {'met' if rho > 0.3 else 'MISSED'}]")
+        print(f"  Spearman(λ(q), difficulty) = {rho:.3f}   [goal > 0.3: {'met' if rho > 0.3 else 'MISSED'}]")
         print(f"  at an in-between λ: {mid:.0%}   [goal ≥ 30%: {'met' if mid >= 0.3 else 'MISSED'}]")
         print(f"  dominated by: {', '.join(dominated_by) or 'none'}   [goal none: "
               f"{'met' if not dominated_by else 'MISSED'}]")

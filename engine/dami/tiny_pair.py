@@ -1,14 +1,19 @@
 """A real, tiny Instruct/Thinking pair made the way real pairs are made, trainable on 2 CPU cores.
 
-Task: n-digit addition (default 4) ``Q:1234+5678\\nA:``; difficulty = the number of carries (0–n). A shared base
-(a tiny Qwen3) is trained on both answer formats for the same prompt, then fine-tuned equally (same
-steps, rate and data stream) into
+Task: addition of two n-digit numbers, n = 1…``DIGITS`` (default 5), written zero-padded to ``DIGITS``
+digits, ``Q:00123+00456\\nA:``; difficulty = n. Answering directly (most significant digit first) needs
+every carry below each digit at once, which a tiny model manages for short operands and not for long
+ones; a digit-by-digit scratchpad makes every length easy. A shared base (a tiny Qwen3) is trained on
+both answer formats for the same prompt, then fine-tuned equally (same steps, rate and data stream) into
 
-* **Instruct**: answers directly, ``06912``;
-* **Thinking**: writes a digit-by-digit scratchpad first, ``<think>4+8+0=12,3+7+1=11,…</think>06912``.
+* **Instruct**: answers directly, ``000579``;
+* **Thinking**: opens ``<think>`` itself and writes the scratchpad first,
+  ``<think>3+6+0=09,2+5+0=07,…</think>000579``.
 
-Both are saved as ordinary transformers checkpoints with one shared character tokenizer; their chat
-templates differ only in the Thinking one pre-inserting ``<think>`` (as Qwen3-4B-Thinking-2507's does).
+Both are saved as ordinary transformers checkpoints with one shared character tokenizer and the same
+chat template: the Thinking model writes ``<think>`` itself (as the original Qwen3 hybrids do), so an
+interpolated model decides per question whether to think. ``THINKING_TEMPLATE``, which pre-inserts
+``<think>`` (as Qwen3-4B-Thinking-2507's does), serves the mechanics tests' ``random_pair``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import torch
 
 THINK, END_THINK, EOS, PAD, UNK = "<think>", "</think>", "<|im_end|>", "<pad>", "<unk>"
 CHARS = list("0123456789+=,:QA\n")
-# Measured (benchmarks/dami.py): at 4 digits direct answers were 98.5% right, at 5 digits 32%, at 6 digits 0%
-DIGITS = 4
+# Widest operand. Measured (benchmarks/dami.py, fixed-width 4/5/6-digit operands, one run each): direct
+# answers were 98.5% / 32% / 0% right, so widths 1–5 span easy to hard
+DIGITS = 5
 
 
 def set_digits(n: int) -> None:
@@ -79,13 +85,9 @@ class Problem:
         return f"{self.a + self.b:0{DIGITS + 1}d}"
 
     @property
-    def carries(self) -> int:
-        """Difficulty: how many digit positions carry."""
-        c, n = 0, 0
-        for i in range(DIGITS):
-            c = (self.a // 10**i % 10 + self.b // 10**i % 10 + c) >= 10
-            n += int(c)
-        return n
+    def difficulty(self) -> int:
+        """How many digits the longer operand has (1…DIGITS)."""
+        return len(str(max(self.a, self.b)))
 
     def scratchpad(self) -> str:
         steps, c = [], 0
@@ -106,17 +108,16 @@ def parse_answer(text: str) -> str:
     return "".join(ch for ch in tail if ch.isdigit())
 
 
-def sample(rng: random.Random, carries: int | None = None) -> Problem:
-    """A random problem, optionally with an exact carry count (rejection sampling)."""
-    while True:
-        p = Problem(rng.randrange(10**DIGITS), rng.randrange(10**DIGITS))
-        if carries is None or p.carries == carries:
-            return p
+def sample(rng: random.Random, difficulty: int | None = None) -> Problem:
+    """Two random n-digit operands; n = ``difficulty``, or uniform over 1…DIGITS."""
+    n = difficulty or rng.randint(1, DIGITS)
+    lo = 10 ** (n - 1) if n > 1 else 0
+    return Problem(rng.randrange(lo, 10**n), rng.randrange(lo, 10**n))
 
 
 def graded_set(n_per_level: int, seed: int) -> list[Problem]:
     rng = random.Random(seed)
-    return [sample(rng, c) for c in range(DIGITS + 1) for _ in range(n_per_level)]
+    return [sample(rng, n) for n in range(1, DIGITS + 1) for _ in range(n_per_level)]
 
 
 # --- the model and its trainer ------------------------------------------------------------------------
@@ -174,6 +175,11 @@ def train(model, tok, steps: int, mode: str, seed: int, lr: float = 3e-3, batch:
     return float(loss.detach())
 
 
+def pair_stamp(base_steps: int, ft_steps: int, ft_lr: float, seed: int) -> str:
+    """The file that marks a finished pair of this recipe (the task's width is part of it)."""
+    return f"done-1to{DIGITS}d-{base_steps}-{ft_steps}-{ft_lr:g}-{seed}"
+
+
 @dataclass
 class PairPaths:
     instruct: Path
@@ -181,14 +187,17 @@ class PairPaths:
     seconds: float = 0.0
 
 
-def build_pair(out: str | Path, base_steps: int = 800, ft_steps: int = 300, seed: int = 0,
-               log_every: int = 0, ft_lr: float = 1e-3) -> PairPaths:
-    """Train base → Instruct and → Thinking; save both under ``out``. Reuses a finished pair."""
+def build_pair(out: str | Path, base_steps: int = 800, ft_steps: int = 150, seed: int = 0,
+               log_every: int = 0, ft_lr: float = 5e-4) -> PairPaths:
+    """Train base → Instruct and → Thinking; save both under ``out``. Reuses a finished pair.
+
+    The fine-tunes are short and gentle (150 steps at 5e-4 by default) so both stay in the base's basin,
+    where their interpolation is still a working model (two far-apart fine-tunes need not be)."""
     import copy
 
     out = Path(out)
     paths = PairPaths(out / "instruct", out / "thinking")
-    stamp = out / f"done-{DIGITS}d-{base_steps}-{ft_steps}-{ft_lr:g}-{seed}"
+    stamp = out / pair_stamp(base_steps, ft_steps, ft_lr, seed)
     if stamp.exists():
         return paths
     t0 = time.perf_counter()
@@ -196,13 +205,12 @@ def build_pair(out: str | Path, base_steps: int = 800, ft_steps: int = 300, seed
     tok = make_tokenizer()
     base = make_model(len(tok), seed)
     train(base, tok, base_steps, "both", seed, log_every=log_every)
-    for mode, path, template in (("direct", paths.instruct, INSTRUCT_TEMPLATE),
-                                 ("think", paths.thinking, THINKING_TEMPLATE)):
+    for mode, path in (("direct", paths.instruct), ("think", paths.thinking)):
         m = copy.deepcopy(base)
         # the same data stream and rate for both ("fine-tuned equally")
         train(m, tok, ft_steps, mode, seed + 1, lr=ft_lr, log_every=log_every)
         m.save_pretrained(path)
-        make_tokenizer(template).save_pretrained(path)
+        tok.save_pretrained(path)  # one template: the Thinking model opens <think> itself
     paths.seconds = time.perf_counter() - t0
     stamp.write_text(f"{paths.seconds:.1f}\n")
     return paths
