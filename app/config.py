@@ -122,6 +122,8 @@ class UISettings:
 
     exclude_self_from_capture: bool = setting(True, "keep Presence's own window out of screen captures")
     first_run_done: bool = setting(False, "the first-run wizard finished or was skipped (it opens on launch until then)")
+    pause_capture_hotkey: str = setting("ctrl+alt+p", "system-wide key that pauses and resumes capture (X11; "
+                                         "elsewhere it works while the window has the focus); empty = none")
 
 
 @dataclass

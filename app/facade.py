@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import ConfigError, Settings, save_settings, schema_keys, validate
+from app.config import ConfigError, Settings, data_dir, save_settings, schema_keys, validate
 from app.export import export_session
 from app.models import (  # the first-run wizard
     PRESETS,
@@ -31,6 +31,14 @@ from app.models import (  # the first-run wizard
     recommend,
 )
 from app.replay import RecordedSession, is_store, open_recorded
+from app.retention import (
+    Forgotten,
+    SessionInfo,
+    apply_retention,
+    delete_sessions,
+    list_sessions,
+    session_stores,
+)
 from app.runner import EngineRunner, RunOptions
 from app.wiring import DEMO_CLIP, default_backend_name
 
@@ -38,7 +46,7 @@ __all__ = [
     "PRESETS", "Cancelled", "ConfigError", "Controller", "DEMO_CLIP", "ModelError", "ModelStore", "RecordedSession",
     "RunOptions", "Settings", "estimate_vram", "find_preset", "gpu_memory_bytes", "human", "save_settings",
     "schema_keys", "validate",
-    "Hardware", "Recommendation", "build_info", "detect_hardware", "recommend",
+    "Hardware", "Recommendation", "build_info", "detect_hardware", "recommend", "Forgotten", "SessionInfo",
 ]
 
 
@@ -125,6 +133,22 @@ class Controller:
         # a JSONL log is read-only and cannot hold corrections: (None, id) says so
         self.viewing = (Path(path) if is_store(Path(path)) else None, recorded.session)
         return recorded
+
+    def recorded_sessions(self) -> tuple[list[SessionInfo], list[str]]:
+        """The sessions under the data dir (oldest first) and a warning line per unreadable store."""
+        return list_sessions(session_stores())
+
+    def delete_sessions(self, ids: list[str]) -> Forgotten:
+        """Delete recorded sessions (never the running one). Raises OSError/sqlite3.Error on failure."""
+        live = self.runner.last_store if self.runner is not None and self.running else None
+        if live is not None and any(live[1].startswith(i) for i in ids):
+            raise OSError("the running session cannot be deleted; stop it first")
+        return delete_sessions(session_stores(), ids)
+
+    def apply_retention(self) -> Forgotten:
+        """Apply ``[storage] keep_days`` / ``max_gb`` now (sessions apply it when they start)."""
+        st = self.settings.storage
+        return apply_retention(data_dir() / "sessions", st.keep_days, st.max_gb)
 
     # --- lessons from the timeline (docs/training.md) -------------------------------------------------
     def correction_target(self) -> tuple[Path, str] | None:

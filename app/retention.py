@@ -16,6 +16,48 @@ from pathlib import Path
 COMPANIONS = ("", "-wal", "-shm")
 
 
+@dataclass(frozen=True)
+class SessionInfo:
+    """One recorded session as the session lists show it (``presence sessions``, the window's list)."""
+
+    session: str
+    started_wall: str
+    source: str
+    backend: str
+    seconds: int  # decision records, one per decided second
+    store: Path
+    bytes: int  # the store file's size (shared by every session in a shared store)
+
+
+def session_stores(store: str | Path | None = None) -> list[Path]:
+    """``store`` alone when given, else every one-session store under the data dir."""
+    if store:
+        return [Path(store)]
+    from app.config import data_dir
+
+    return sorted((data_dir() / "sessions").glob("*.sqlite"))
+
+
+def list_sessions(stores: list[Path]) -> tuple[list[SessionInfo], list[str]]:
+    """The sessions in ``stores`` (oldest first) and one warning line per store that cannot be read."""
+    from engine.log import SqliteStore
+
+    found, warnings = [], []
+    for path in stores:
+        db = None
+        try:  # a corrupt or foreign file is reported in one line; the other stores are still listed
+            db = SqliteStore(path, readonly=True)
+            size = sum(f.stat().st_size for f in _files(path))
+            found += [SessionInfo(s["session"], s["started_wall"] or "", s["source"] or "", s["backend"] or "",
+                                  len(db.events(s["session"], "decision")), path, size) for s in db.sessions()]
+        except (OSError, sqlite3.Error) as exc:
+            warnings.append(f"cannot read {path}: {exc}")
+        finally:
+            if db is not None:
+                db.close()
+    return sorted(found, key=lambda i: (i.started_wall, i.session)), warnings
+
+
 @dataclass
 class Forgotten:
     sessions: list[str] = field(default_factory=list)
@@ -44,7 +86,10 @@ def delete_sessions(stores: list[Path], ids: list[str]) -> Forgotten:
     """Delete the sessions whose id starts with one of ``ids`` (a prefix is enough) from ``stores``."""
     out = Forgotten()
     for store in stores:
-        present = _sessions_in(store)
+        try:
+            present = _sessions_in(store)
+        except sqlite3.DatabaseError:  # unreadable: a one-session store is still named after its session
+            present = [store.stem]
         doomed = [s for s in present if any(s.startswith(i) for i in ids)]
         if not doomed:
             continue

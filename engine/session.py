@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +47,13 @@ from engine.memory import Memory, MemoryOptions
 from engine.prompts import system_prompt
 from engine.protocol import Decision, Talkativeness, TalkOptions, normalize
 from engine.source import FrameSource, SourceError
+
+
+class TickGate(Protocol):
+    """A stream's turn on a backend shared with other streams (engine/streams.py implements it)."""
+
+    def turn(self, t: int) -> AbstractContextManager[bool]:
+        """Held while second ``t`` uses the backend; yields False when no turn came in time."""
 
 
 class DelegationHook(Protocol):
@@ -155,6 +163,8 @@ class Session:
         self.result = SessionResult()
         self._last_t = -1
         self._source_open = False
+        # Several streams on one model (engine/streams.py): the second's turn on the shared backend.
+        self.gate: TickGate | None = None
 
     # --- inputs from the UI / CLI / ASR (thread-safe) --------------------------------------------
     def submit_query(self, text: str, source: str = "typed", at: float | None = None) -> None:
@@ -178,15 +188,20 @@ class Session:
             self.clock.stop()
 
     def pause(self, paused: bool = True) -> None:
-        """While paused, ticks are recorded as skipped(paused), the backend is not called, and a file
-        source stops playing (it resumes where it stood)."""
+        """While paused, ticks are recorded as skipped(paused), the backend is not called, a file
+        source stops playing (it resumes where it stood) and a live source grabs nothing — the privacy
+        pause: what is on the screen meanwhile is never read, so it cannot reach the model later."""
         with self._pause_lock:
             if paused and not self._paused.is_set():
                 self._paused_at = self.clock.now()
                 self._paused.set()
+                if self.source.live:
+                    self.source.pause()
             elif not paused and self._paused.is_set():
                 self._paused_total += self.clock.now() - self._paused_at
                 self._paused.clear()
+                if self.source.live:
+                    self.source.resume()
 
     def open_source(self) -> None:
         """Open the source now (idempotent), so a bad source fails before anything else starts."""
@@ -281,6 +296,8 @@ class Session:
                     if self._stop.is_set():
                         break
                     if self.source.live:
+                        if self._paused.is_set():
+                            continue  # grabbed just before the pause reached the source: never seen
                         frame = dataclasses.replace(frame, t=self.clock.now())
                     else:
                         while True:  # pace a file in real time; a pause (even mid-wait) holds this frame
@@ -360,6 +377,14 @@ class Session:
         return changed
 
     def _tick(self, t: int, sampled: SampledFrame | None) -> None:
+        """With a gate (a model shared by several streams), a second that will call the backend first
+        waits for its turn; a turn not given in time is skipped(busy), and its query waits for the next."""
+        if self.gate is None or (sampled is None and self.backend.wants_frames):
+            return self._tick_now(t, sampled)
+        with self.gate.turn(t) as granted:
+            return self._tick_now(t, sampled) if granted else self._skip(t, "busy")
+
+    def _tick_now(self, t: int, sampled: SampledFrame | None) -> None:
         t_start = time.perf_counter()
         new_query = self._drain_queries(t)
         self.memory.poll()

@@ -39,6 +39,13 @@ class FrameSource(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def pause(self) -> None:  # noqa: B027 - optional hook
+        """Stop reading until ``resume``: a paused live source grabs nothing (the privacy pause), a file
+        holds its place."""
+
+    def resume(self) -> None:  # noqa: B027 - optional hook
+        pass
+
 
 def redact_url(spec: str) -> str:
     """``spec`` with any password in a URL's user part replaced by ``***`` (labels, logs and stores

@@ -69,6 +69,14 @@ class Dialogs:
         dlg.open()
         return dlg
 
+    def open_sessions(self):
+        """File → Sessions…: the recorded sessions; Open shows one read-only in the window."""
+        from ui.sessions_dialog import SessionsDialog
+
+        dlg = SessionsDialog(self.controller, self.open_session, parent=self.parent)
+        dlg.open()
+        return dlg
+
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.parent, "Open a recorded session", "",
                                               "Sessions (*.jsonl *.sqlite *.db);;All files (*)")

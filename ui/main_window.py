@@ -32,6 +32,7 @@ from app.facade import Controller, RecordedSession, RunOptions, gpu_memory_bytes
 from ui.about import window_title
 from ui.banner import Banner
 from ui.bridge import EventPump
+from ui.capture_hotkey import CaptureHotkey
 from ui.dialogs import Dialogs
 from ui.panels import MemoryPanel, MetricsBar
 from ui.permissions import capture_guidance, exclude_from_capture
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
                                events=lambda: self.router.events, stem=lambda: self.router.session_id,
                                on_model_set=self._model_set, on_recorded=self.show_recorded)
         self._connect_toolbar()
+        self.capture_key = CaptureHotkey(controller.settings.ui.pause_capture_hotkey, self.toggle_capture, self)
         if controller.settings.capture.source:
             self.toolbar.set_source(controller.settings.capture.source)
         self._ui_timer = QTimer(self)
@@ -204,6 +206,8 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_act)
         file_menu.addAction(QAction("Export…", self, triggered=d.export_dialog))
+        file_menu.addAction(QAction("Sessions…", self, triggered=lambda: d.open_sessions(),
+                                    toolTip="Recorded sessions: open, delete, apply retention"))
         for key, kind in (("Ctrl+Shift+S", "speak"), ("Ctrl+Shift+Q", "silent"), ("Ctrl+Shift+R", "reply"),
                           ("Ctrl+Shift+Z", "undo")):  # on the second last clicked in the timeline
             act = QAction(self, shortcut=QKeySequence(key),
@@ -312,9 +316,15 @@ class MainWindow(QMainWindow):
         self.controller.pause(paused)
         at = hms(max(self.timeline.latest, 0))
         if paused:
-            self.set_state(State.PAUSED, f"Paused at {at} — playback stopped; paused seconds are logged as paused")
+            self.set_state(State.PAUSED, f"Paused at {at} — nothing is read from the source; paused seconds are logged as paused")
         else:
             self.set_state(State.RUNNING, f"Running — {at}")
+
+    def toggle_capture(self) -> None:
+        """The pause-capture key: pause a running session (nothing is read from the source until resumed),
+        resume a paused one."""
+        if self.state in (State.RUNNING, State.PAUSED):
+            self.toggle_pause(self.state == State.RUNNING)
 
     def stop(self) -> None:
         if self.controller.running:
@@ -327,6 +337,10 @@ class MainWindow(QMainWindow):
         live = state in (State.STARTING, State.RUNNING, State.PAUSED)
         self.toolbar.set_running(live)
         self.toolbar.pause_act.setChecked(state == State.PAUSED)
+        if live:
+            self.capture_key.arm()
+        else:
+            self.capture_key.disarm()
         self.state_label.setText(state.value)
         self.status.showMessage(message)
 
@@ -442,6 +456,7 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"Running — {hms(self.timeline.latest)} — {self.pump.pending()} events queued")
 
     def closeEvent(self, e):  # noqa: N802 - Qt override
+        self.capture_key.disarm()
         self.controller.stop()
         self.controller.join(timeout=2.0)  # bounded: a stuck backend must not hang closing
         self.pump.stop()

@@ -20,11 +20,9 @@ from engine.log import SqliteStore
 
 
 def _stores(store: str | None) -> list[Path]:
-    if store:
-        return [Path(store)]
-    from app.config import data_dir
+    from app.retention import session_stores
 
-    return sorted((data_dir() / "sessions").glob("*.sqlite"))
+    return session_stores(store)
 
 
 def parse_time(question: str) -> float | None:
@@ -101,22 +99,16 @@ def cmd_sessions(args) -> int:
     if args.action not in ("", "list"):
         sys.stderr.write(f"presence: error: unknown sessions action {args.action!r} (list | rm ID…)\n")
         return 2
-    rows = []
-    for path in _stores(args.store):
-        try:
-            db = SqliteStore(path)
-        except Exception as exc:  # noqa: BLE001
-            sys.stderr.write(f"presence: warning: cannot read {path}: {exc}\n")
-            continue
-        for s in db.sessions():
-            n = len(db.events(s["session"], "decision"))
-            rows.append((s["started_wall"] or "", s["session"], s["source"] or "", s["backend"] or "", n, path))
-        db.close()
-    if not rows:
+    from app.retention import list_sessions
+
+    found, warnings = list_sessions(_stores(args.store))
+    for line in warnings:
+        sys.stderr.write(f"presence: warning: {line}\n")
+    if not found:
         print("no sessions yet")
         return 0
-    for started, sid, source, backend, n, path in sorted(rows):
-        print(f"{sid}  {started[:19]}  {backend:<9} {n:>6} s  {source}  ({path})")
+    for i in found:
+        print(f"{i.session}  {i.started_wall[:19]}  {i.backend:<9} {i.seconds:>6} s  {i.source}  ({i.store})")
     return 0
 
 
