@@ -3,36 +3,27 @@
 Same output as :func:`engine.perception.ocr.read_lines`, but with the detector's resize limit at
 320 px on the short side (the default 736 upscales a 320×240 frame ~2.3× before detection) and no
 angle classifier (screen text is upright). Measured here on the suite's screens: same text, about
-half the time. One engine per process, created lazily; rapidocr's "empty result" warnings are muted.
+half the time. One engine per process, created lazily and quiet (``ocr.quiet_engine``).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import numpy as np
 
-from engine.perception.ocr import TextLine, available, run_engine
+from engine.perception.ocr import TextLine, available, quiet_engine, run_engine
 
 _engine = None
 _lock = threading.Lock()
-PARAMS = {"Global.log_level": "error", "Global.use_cls": False, "Det.limit_side_len": 320, "Det.limit_type": "min"}
-
-
-class _Quiet(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
+PARAMS = {"Global.use_cls": False, "Det.limit_side_len": 320, "Det.limit_type": "min"}
 
 
 def _get_engine():
     global _engine
     with _lock:
         if _engine is None:
-            from rapidocr import RapidOCR
-
-            logging.getLogger("RapidOCR").addFilter(_Quiet())
-            _engine = RapidOCR(params=PARAMS)
+            _engine = quiet_engine(PARAMS)
         return _engine
 
 

@@ -6,6 +6,7 @@ One engine per process, created lazily; ``available()`` tells whether rapidocr i
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -27,16 +28,25 @@ class TextLine:
     top: float
 
 
+def quiet_engine(params: dict | None = None):
+    """A RapidOCR engine that never writes to stderr. rapidocr logs through its own coloured console
+    handler (``propagate`` off), e.g. a yellow "text detection result is empty" on every blank frame,
+    and onnxruntime's default logger prints ``[W:onnxruntime…]`` lines: neither is Presence's one line
+    on stderr, and what goes wrong in OCR reaches the session as the exception it raises."""
+    import onnxruntime
+    from rapidocr import RapidOCR
+
+    onnxruntime.set_default_logger_severity(4)  # fatal only
+    engine = RapidOCR(params={**(params or {}), "Global.log_level": "critical"})
+    logging.getLogger("RapidOCR").setLevel(logging.CRITICAL + 1)  # RapidOCR() sets the level each time
+    return engine
+
+
 def _get_engine():
     global _engine
     with _lock:
         if _engine is None:
-            import logging
-
-            from rapidocr import RapidOCR
-
-            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-            _engine = RapidOCR(params={"Global.log_level": "warning"})
+            _engine = quiet_engine()
         return _engine
 
 

@@ -1,7 +1,14 @@
-"""Capture plugins. FFmpeg's decoder chatter ("overread 8", …) would break the one-line error rule,
-so OpenCV's FFmpeg and its own logging are quieted before cv2 loads; errors are reported by us."""
+"""Capture plugins. FFmpeg's decoder chatter ("overread 8", …) and OpenCV's own ``[ERROR:0@…]`` /
+``[ WARN:0@…]`` lines (an unreadable GIF, a missing camera) would break the one-line error rule, so
+both are silenced here; what goes wrong is reported by the plugins as one :class:`SourceError` line.
+The environment variables cover a cv2 not loaded yet; ``setLogLevel`` covers one already loaded (the
+engine imports cv2 before any plugin)."""
 
 import os
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
+import cv2  # noqa: E402 - after the environment it reads
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

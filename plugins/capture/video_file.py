@@ -30,6 +30,7 @@ class VideoFileSource(FrameSource):
         self.label = str(path)
         self.sample_fps = sample_fps  # decode every frame, yield at most this many per second
         self._cap: cv2.VideoCapture | None = None
+        self._first = None  # the frame open() decoded, yielded first by frames()
         self.fps = 0.0
         self.frame_count = 0
         self.end_reason = ""  # "" while reading | finished | closed | truncated
@@ -52,13 +53,15 @@ class VideoFileSource(FrameSource):
         if not ok or first is None:
             cap.release()
             raise SourceError(f"cannot decode video file (no readable frames): {self.path}")
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        # The first frame is kept, not re-read: seeking back to 0 fails on a one-frame video or a still
+        # image (png/jpg through OpenCV's image reader), which then yielded nothing at all.
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         if not (0 < self.fps < 1000):
             self.fps = 25.0  # containers without a usable rate: assume PAL-like timing
-        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # images report a negative
         with self._lock:
             self._cap = cap
+            self._first = first
             self._closed.clear()
             self.end_reason = ""
 
@@ -91,13 +94,17 @@ class VideoFileSource(FrameSource):
                 if self._closed.is_set() or self._cap is None:
                     self.end_reason = "closed"  # Stop: a clean end wherever the file was
                     return
-                if not self._cap.grab():
-                    break
                 t = i / self.fps  # frame index timing: robust where containers report odd PTS
-                i += 1
-                if t + 1e-9 < next_t:
-                    continue
-                ok, bgr = self._cap.retrieve()
+                if self._first is not None:  # decoded by open()
+                    ok, bgr, self._first = True, self._first, None
+                    i += 1
+                else:
+                    if not self._cap.grab():
+                        break
+                    i += 1
+                    if t + 1e-9 < next_t:
+                        continue
+                    ok, bgr = self._cap.retrieve()
             if not ok or bgr is None:
                 self.end_reason = "truncated"
                 raise SourceError(f"video decoding failed at {t:.1f}s: {self.path}")
@@ -116,5 +123,6 @@ class VideoFileSource(FrameSource):
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
+                self._first = None
             if not self.end_reason:
                 self.end_reason = "closed"
