@@ -30,7 +30,10 @@ def presence_attention(module, query, key, value, attention_mask, dropout=0.0, s
     layer = getattr(key, TAG, None)
     if layer is not None:
         if attention_mask is not None:
-            raise ValueError("the presence KV cache does not support padded batches (batch 1, no padding)")
+            # the mask function builds a mask only for padding or a layout that is not bottom-right aligned (a layer
+            # whose mask sizes disagree with its length); either way the layer's own attention would ignore it
+            raise ValueError("the presence KV cache does not support padded batches (batch 1, no padding) "
+                             f"and got a [{', '.join(map(str, attention_mask.shape))}] attention mask")
         return layer.attend(query, scaling), None
     unusual = (attention_mask is not None or kwargs.get("sliding_window") or kwargs.get("softcap")
                or not getattr(module, "is_causal", True) or is_causal is False or dropout)

@@ -63,8 +63,10 @@ class PresenceLayer(CacheLayerMixin):
         return self.n
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        # One mask is built per forward for all layers; ours report the logical context so they agree.
-        return self.n + query_length, 0
+        # One mask is built per forward for all layers; ours report the logical context so they agree. From
+        # get_seq_length (as transformers' DynamicLayer), so a layer that derives its length (RowSplitLayer,
+        # a fork of it) sizes the mask like its query offset: bottom-right aligned, no mask built.
+        return self.get_seq_length() + query_length, 0
 
     def get_max_length(self) -> int:
         return -1

@@ -37,7 +37,6 @@ class RowSplitLayer(PresenceLayer):
             self.lazy_initialization(key_states, value_states)
         self._pending = [sub.update(key_states[i: i + 1], value_states[i: i + 1], *args, **kwargs)
                          for i, sub in enumerate(self.subs)]
-        self.n += key_states.shape[-2]
         return tag(key_states, value_states, self)
 
     def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
@@ -53,17 +52,17 @@ class RowSplitLayer(PresenceLayer):
         return torch.cat(outs, 0)
 
     def get_seq_length(self) -> int:
+        # derived from the rows, never counted here: a fork (fresh RowSplitLayers over copied rows) is right at once
         return self.subs[0].get_seq_length()
 
     def crop(self, tokens_to_remove: int) -> None:
         for sub in self.subs:
             sub.crop(tokens_to_remove)
-        self.n = self.get_seq_length()
 
     def reset(self) -> None:
         for sub in self.subs:
             sub.reset()
-        self.n, self.is_initialized = 0, False
+        self.is_initialized = False
 
     def nbytes(self) -> tuple[int, int]:
         raise NotImplementedError("ask the per-row caches (cache.caches[i])")

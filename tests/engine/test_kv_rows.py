@@ -69,3 +69,27 @@ def test_fork_is_independent_and_rows_must_match_the_batch(model):
         assert torch.equal(a, b) and fork.get_seq_length() == split.get_seq_length() == 50
         with pytest.raises(ValueError, match="3 rows"):
             m(input_ids=ids[:1, :1], cache=split, use_cache=True)
+
+
+def test_a_fork_continues_over_chunks_like_each_cache_alone(model):
+    """The passkey grid's path: a shared prefix, a fork, then several multi-token chunks and decoded tokens.
+    A fork's mask sizes must agree with its query offset from its first chunk on; a second chunk of a fork once
+    built a stock mask and the tagged row-split layer refused it as "padded" (no padding is involved)."""
+    m, cfg = model
+    m.set_attn_implementation(kv.ATTN_IMPLEMENTATION)
+    ids = torch.randint(0, 128, (1, sum(CHUNKS)), generator=torch.Generator().manual_seed(3))
+    alone = [stream(m, make(), ids) for make in makers(cfg)]
+    split = RowSplitCache([make() for make in makers(cfg)])
+    rows = ids.expand(len(split.caches), -1)
+    head = CHUNKS[0]
+    with torch.no_grad():
+        m(input_ids=rows[:, :head], cache=split, use_cache=True)
+        fork = split.fork()
+        outs, s = [], head
+        for c in CHUNKS[1:]:
+            outs.append(m(input_ids=rows[:, s: s + c], cache=fork, use_cache=True).logits)
+            s += c
+    got = torch.cat(outs, 1)
+    for i, ref in enumerate(alone):
+        assert (got[i: i + 1] - ref[:, head:]).abs().max().item() <= 1e-4, i
+    assert split.get_seq_length() == head and fork.get_seq_length() == sum(CHUNKS)
