@@ -11,12 +11,13 @@ answer from the retrieved events comes first, cleaned of markup, and the quoted 
 from __future__ import annotations
 
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
 from engine import recall
 from engine.events import EventType
-from engine.log import SqliteStore
+from engine.log import SinkError, SqliteStore
 
 
 def _stores(store: str | None) -> list[Path]:
@@ -112,14 +113,30 @@ def cmd_sessions(args) -> int:
     return 0
 
 
-def _open_session(store: str | None, prefix: str) -> tuple[SqliteStore, str] | None:
+def _unreadable(path: Path, exc: Exception) -> str:
+    if isinstance(exc, SinkError):  # already one line naming the file
+        return str(exc)
+    return f"cannot read the session store {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+def _open_session(store: str | None, prefix: str) -> tuple[SqliteStore, str] | str:
+    """The store holding the session (opened read-only: asking never writes) and its full id, or the
+    one error line: no such session, or the first store that could not be read (a corrupt or foreign
+    file is skipped while another store may still hold the session)."""
+    unreadable = ""
     for path in _stores(store):
-        db = SqliteStore(path)
-        found = next((s["session"] for s in db.sessions() if s["session"].startswith(prefix)), None)
+        db = None
+        try:
+            db = SqliteStore(path, readonly=True)
+            found = next((s["session"] for s in db.sessions() if s["session"].startswith(prefix)), None)
+        except (OSError, sqlite3.Error) as exc:
+            unreadable = unreadable or _unreadable(path, exc)
+            found = None
         if found is not None:
             return db, found
-        db.close()
-    return None
+        if db is not None:
+            db.close()
+    return unreadable or f"no session {prefix!r} (see `presence sessions`)"
 
 
 def _brain_answer(args, question: str, context: str) -> str:
@@ -142,12 +159,16 @@ def cmd_ask(args) -> int:
     from engine.brain import BrainError
 
     opened = _open_session(args.store, args.session)
-    if opened is None:
-        sys.stderr.write(f"presence: error: no session {args.session!r} (see `presence sessions`)\n")
+    if isinstance(opened, str):
+        sys.stderr.write(f"presence: error: {opened}\n")
         return 2
     db, session = opened
-    events = db.events(session)
-    started = next((s["started_wall"] for s in db.sessions() if s["session"] == session), None)
+    try:  # a store damaged past its session table
+        events = db.events(session)
+        started = next((s["started_wall"] for s in db.sessions() if s["session"] == session), None)
+    except (OSError, sqlite3.Error) as exc:
+        sys.stderr.write(f"presence: error: {_unreadable(db.path, exc)}\n")
+        return 2
     at = resolve_time(args.question, started, max((e["t"] for e in events), default=0.0))
     if args.show_context:
         print("\n".join(describe(e) for e in retrieve(db, session, args.question)) or "(nothing retrieved)")
@@ -169,8 +190,6 @@ def cmd_ask(args) -> int:
 
 def cmd_rm(args) -> int:
     """``presence sessions rm ID…``: delete recorded sessions (their events, text and search index)."""
-    import sqlite3
-
     from app.models import human
     from app.retention import delete_sessions
 
