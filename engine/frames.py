@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -57,35 +58,94 @@ def fit_to_max_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
     return cv2.resize(pixels, (nw, nh), interpolation=interp)
 
 
-_THUMB = (32, 24)  # tiny grey thumbnail for the change score: cheap and robust to noise
+# --- the change measure every backend shares -------------------------------------------------------
+# A frame becomes a small *signature*: CIELAB on a downscaled frame (area averaging is the blur that
+# averages sensor noise away), with the colour channels blurred once more over neighbouring cells —
+# codecs keep colour at half resolution and flicker shows there first, while a real colour change
+# covers many cells. Two signatures differ per cell by ΔE76/100 (L* spans 0–100, so a pure
+# brightness step reads about like the same step of grey in [0, 1]); cells inside the pair's noise
+# floor (median + NOISE_K robust sigmas of all cells, since most cells of two frames of one scene
+# differ by noise only) do not count. So an orange-red blob on a grey wall of the same brightness,
+# or a background switching between two colours of one luminance, is a change; gaussian noise and a
+# re-encode's flicker, spread over the whole frame, are not.
+
+_THUMB = (32, 24)  # the sampler's and the heuristic's grid: cheap, and noise averages away
+NOISE_K = 4.0  # cells this many robust sigmas above the pair's median difference are not noise
+NOISE_CAP = 0.15  # the floor never exceeds this (ΔE 15): beyond it a difference is a change, not noise
+_CHROMA_SIGMA = 1.0  # cells: the extra blur of a* and b*
+
+
+def signature(pixels: np.ndarray, size: tuple[int, int] = _THUMB) -> np.ndarray:
+    """A [h, w, 3] float32 CIELAB signature of an RGB uint8 frame (or a grey one), L* in [0, 1]."""
+    rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
+    h, w = rgb.shape[:2]
+    if w > 8 * size[0]:  # integer-ratio pre-shrink keeps INTER_AREA on its fast path
+        fx = w // (4 * size[0])
+        rgb = cv2.resize(rgb, (w // fx, h // fx), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) / 100.0
+    lab[:, :, 1:] = cv2.GaussianBlur(lab[:, :, 1:], (0, 0), _CHROMA_SIGMA)
+    return lab
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
-    """A 32×24 grey float thumbnail in [0, 1], the basis of every change score."""
-    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
-    h, w = grey.shape[:2]
-    if w > 8 * _THUMB[0]:  # integer-ratio pre-shrink keeps INTER_AREA on its fast path
-        fx = w // (4 * _THUMB[0])
-        grey = cv2.resize(grey, (w // fx, h // fx), interpolation=cv2.INTER_AREA)
-    return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    """The 32×24 signature, the basis of the sampler's change score and the heuristic backend."""
+    return signature(pixels, _THUMB)
+
+
+def cell_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-cell perceptual colour difference (ΔE76 / 100) of two signatures of one size."""
+    return np.sqrt(np.sum((a - b) ** 2, axis=-1))
+
+
+def noise_floor(diff: np.ndarray) -> float:
+    """The level below which a pair's cell differences are noise: median + NOISE_K·1.4826·MAD, capped.
+
+    Robust because sensor noise and codec flicker touch every cell a little while a change touches some
+    cells a lot; a change of most of the frame lifts the floor only to NOISE_CAP.
+    """
+    med = float(np.median(diff))
+    mad = float(np.median(np.abs(diff - med)))
+    return min(NOISE_CAP, med + NOISE_K * 1.4826 * mad)
 
 
 def change_score(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    """Mean absolute difference of two thumbnails, in [0, 1]; 1.0 when there is no reference."""
+    """How much two signatures differ beyond their noise floor: mean excess ΔE/100; 1.0 with no reference."""
     if a is None or b is None:
         return 1.0
-    return float(np.mean(np.abs(a - b)))
+    d = cell_difference(a, b)
+    return float(np.mean(np.maximum(d - noise_floor(d), 0.0)))
 
 
 def changed_fraction(a: np.ndarray | None, b: np.ndarray | None, delta: float = 0.03) -> float:
-    """Fraction of thumbnail cells whose brightness moved by more than ``delta`` (≈8/255).
+    """Share of cells whose colour moved by more than ``delta`` (ΔE/100, ≈ 8/255 of grey) above the noise floor.
 
     Better than the mean for text: a new slide title changes ~10% of cells strongly but the mean
-    only by ~0.02; sensor noise (averaged away by the 32×24 thumbnail) moves no cell that far.
+    only a little; noise and flicker stay under the floor.
     """
     if a is None or b is None:
         return 1.0
-    return float(np.mean(np.abs(a - b) > delta))
+    d = cell_difference(a, b)
+    return float(np.mean(d > delta + noise_floor(d)))
+
+class MotionMeter:
+    """Is the view still moving (a fade, a scroll), or only noisy? Against the stream's own noise level.
+
+    One pair cannot tell a slow, even fade from noise — both move every cell a little — but a stream's
+    sensor noise and codec flicker are steady: the smallest mean cell difference of the last ``window``
+    consecutive pairs is its noise level, and motion is the mean difference above that.
+    """
+
+    def __init__(self, window: int = 30):
+        self._recent: deque[float] = deque(maxlen=window)
+
+    def motion(self, prev: np.ndarray | None, cur: np.ndarray) -> float:
+        """Mean ΔE/100 of this pair above the stream's noise level; 1.0 with no previous signature."""
+        if prev is None:
+            return 1.0
+        mean = float(np.mean(cell_difference(prev, cur)))
+        self._recent.append(mean)
+        return max(0.0, mean - min(self._recent))
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.backends.base import Backend, BackendConfig, BackendStats, HeuristicOptions
 from engine.context import ChunkPrefix, Turn
-from engine.frames import change_score, changed_fraction, thumbnail
+from engine.frames import MotionMeter, changed_fraction, thumbnail
 from engine.perception import ocr
 from engine.protocol import neutralize
 
@@ -46,6 +46,7 @@ class HeuristicBackend(Backend):
         self.options = options or HeuristicOptions()
         self._ref_thumb: np.ndarray | None = None  # thumbnail of the last frame we responded to
         self._prev_thumb: np.ndarray | None = None
+        self._motion = MotionMeter()  # moving vs only noisy, against this stream's own noise
         self._following = False  # after a response, the reference follows the scene until it settles
         self._last_response_t = -1e9
         self._found: set[str] = set()
@@ -81,7 +82,7 @@ class HeuristicBackend(Backend):
                 self._pending = f"</response> \"{neutralize(phrase)}\" is on screen now ({turn.t}s)."
                 self._ref_thumb, self._last_response_t = thumb, turn.t
                 return
-        moving = change_score(self._prev_thumb, thumb) > self.options.motion_eps
+        moving = self._motion.motion(self._prev_thumb, thumb) > self.options.motion_eps
         self._prev_thumb = thumb
         if self._following:
             # Still the same transition (a fade, a scroll): absorb it so it gives one response only.

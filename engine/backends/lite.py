@@ -39,11 +39,11 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from engine.backends.base import Backend, BackendConfig, BackendStats, ModelLoadError
 from engine.context import ChunkPrefix, Turn
+from engine.frames import changed_fraction, signature
 from engine.perception import fast_ocr, glossary, instructions, ocr, readings
 from engine.perception.blobs import count_items
 from engine.perception.views import ViewChange, ViewTracker, body_lines, layout_label
@@ -67,7 +67,7 @@ _MONEY = re.compile(r"[$€£]\s?\d+(?:[.,]\d{2})?|\d+[.,]\d{2}")
 @dataclass
 class LiteOptions:
     change_threshold: float = 0.005  # fraction of 80×60 cells changed vs the last OCR'd frame (≈24 cells)
-    cell_delta: float = 0.06  # a cell "changed" when its grey level moved this much (codec noise stays below)
+    cell_delta: float = 0.06  # a cell "changed" when its colour moved this much (ΔE/100) above the noise floor
     llm: bool = True  # word replies with SmolLM2 (False: template lines only, no model needed)
     n_threads: int = 2
     n_ctx: int = 1024
@@ -197,10 +197,10 @@ class LiteBackend(Backend):
 
     # --- perception -------------------------------------------------------------------------------
     def _changed(self, a: np.ndarray | None, b: np.ndarray) -> float:
-        return 1.0 if a is None else float(np.mean(np.abs(a - b) > self.options.cell_delta))
+        return changed_fraction(a, b, self.options.cell_delta)
 
     def _ocr(self, pixels: np.ndarray, thumb: np.ndarray) -> list[ocr.TextLine]:
-        key = np.round(thumb * 7).astype(np.uint8).tobytes()  # 8 grey levels: codec noise maps to one key
+        key = np.round(thumb[:, :, 0] * 7).astype(np.uint8).tobytes()  # 8 lightness levels: codec noise maps to one key
         if key in self._ocr_cache:
             self.counters["ocr_cached"] += 1
             self._ocr_cache.move_to_end(key)
@@ -213,10 +213,9 @@ class LiteBackend(Backend):
         return lines
 
     def _perceive(self, pixels: np.ndarray, t: int) -> None:
-        # 80×60 grey thumbnail [60, 80] in [0, 1]: fine enough that a changed product name or price
-        # moves dozens of cells, coarse enough that a moving 8-px ball or codec noise does not.
-        grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        thumb = cv2.resize(grey, (80, 60), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        # the shared 80×60 colour signature (engine.frames): fine enough that a changed product name or
+        # price moves dozens of cells, coarse enough that a moving 8-px ball or codec noise does not.
+        thumb = signature(pixels, (80, 60))
         self._thumb = thumb
         self._height = pixels.shape[0]
         self._new_text = False

@@ -1,6 +1,7 @@
 """When has the view changed meaningfully? (a new slide, page, window or scene — not motion or scrolling)
 
-:class:`ViewTracker` compares each second's 80×60 grey thumbnail with the previous second (is the
+:class:`ViewTracker` compares each second's 80×60 colour signature (``engine.frames.signature``: the
+change measure every backend shares) with the previous second (is the
 view still moving?) and with the last view it reported (how much is new?). A change is offered once
 the view has *settled* — it moves little compared with how far it is from the reported view — so a
 hard cut is offered one second later, a fade or a scroll once it stops, and a view that never settles
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.frames import changed_fraction
 from engine.perception.ocr import TextLine, headline
 from engine.protocol import similarity
 
@@ -58,8 +60,8 @@ def _alnum(s: str) -> int:
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two thumbnails: a brightness or exposure shift keeps it high, another scene does not."""
-    a, b = a - a.mean(), b - b.mean()
+    """Correlation of two signatures' lightness: an exposure shift keeps it high, another scene does not."""
+    a, b = a[:, :, 0] - a[:, :, 0].mean(), b[:, :, 0] - b[:, :, 0].mean()
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-9))
 
 
@@ -88,7 +90,7 @@ def layout_label(lines: list[TextLine], height: int) -> str:
 class ViewTracker:
     def __init__(self, cell_delta: float = 0.06, settle: float = 0.005, min_change: float = 0.005,
                  big_change: float = 0.3, big_corr: float = 0.6):
-        self.cell_delta = cell_delta  # a cell changed when its grey level moved this much
+        self.cell_delta = cell_delta  # a cell changed when its colour moved this much (ΔE/100) above the noise
         self.settle = settle  # moving less than this (or a quarter of the change) between seconds = settled
         self.min_change = min_change  # below this share of cells the view is the same one
         self.big_change = big_change  # above this share of cells (and big_corr) it is another window or scene
@@ -100,10 +102,10 @@ class ViewTracker:
         self._offer: tuple[np.ndarray, str, str] | None = None
 
     def _frac(self, a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.mean(np.abs(a - b) > self.cell_delta))
+        return changed_fraction(a, b, self.cell_delta)
 
     def update(self, thumb: np.ndarray, lines: list[TextLine], height: int) -> ViewChange | None:
-        """The settled change since the last accepted view, or None. ``thumb``: [60, 80] grey in [0, 1]."""
+        """The settled change since the last accepted view, or None. ``thumb``: an 80×60 signature."""
         prev, self._prev = self._prev, thumb
         lines = [ln for ln in lines if _alnum(ln.text) >= 2]  # OCR specks ("i", "1") on a camera view are no text
         head, text = headline(lines), " | ".join(ln.text for ln in lines)

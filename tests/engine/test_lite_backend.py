@@ -187,17 +187,19 @@ def test_readings_find_a_named_value():
 
 
 def test_view_tracker_offers_settled_cuts_but_not_exposure_shifts():
+    from engine.frames import signature
     from engine.perception.views import ViewTracker
 
     rng = np.random.default_rng(0)
-    a, b = rng.random((60, 80)).astype(np.float32), rng.random((60, 80)).astype(np.float32)
+    pa, pb = (rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(2))
+    a, b = signature(pa, (80, 60)), signature(pb, (80, 60))
     vt = ViewTracker()
     assert vt.update(a, [], 240) is None  # the first view is the start
     assert vt.update(b, [], 240) is None  # a cut: still moving this second
     ch = vt.update(b, [], 240)
     assert ch is not None and ch.big  # settled one second later: another scene
     vt.accept()
-    darker = np.clip(b * 0.7, 0, 1)  # the camera's exposure changes: same scene
+    darker = signature((pb * 0.5).astype(np.uint8), (80, 60))  # the camera's exposure halves: same scene
     vt.update(darker, [], 240)
     ch = vt.update(darker, [], 240)
     assert ch is not None and ch.fraction > 0.3 and not ch.big
