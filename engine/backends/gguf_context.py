@@ -19,12 +19,10 @@ from engine.backends.gguf_sequence import LiveSequence, Piece
 
 class GgufContext:
     banned: Sequence[int] = ()
-    # LiveSequence runs llama.cpp sequence 0 of its own llama_context (n_seq_max 1); several streams on one
-    # loaded model need sequence ids in its batches and memory calls (the many-streams issue).
-    seq_id = 0
 
     def __init__(self, seq: LiveSequence):
         self.seq = seq
+        self.seq_id = seq.seq_id  # llama.cpp's sequence id: several streams share one loaded model
         self.n_ctx = seq.n_ctx
         self.image_marker = seq.marker
         self._loose: list[int] = []  # decision tokens evaluated beyond history

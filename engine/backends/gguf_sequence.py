@@ -1,13 +1,21 @@
-"""One live llama.cpp sequence with images: evaluate new text and frames at the current position,
-roll back to a position, clear, and read the next-token logits.
+"""Live llama.cpp sequences with images: evaluate new text and frames at the current position, roll
+back to a position, clear, and read the next-token logits.
 
 Below llama-cpp-python's chat handlers on purpose: every handler call clears the KV cache and
 re-evaluates the whole conversation (tailorkv.md §4.4). Here text goes through our own
-``llama_batch`` and images through libmtmd's ``mtmd_helper_eval_chunk_single``, both on sequence 0
-at ``n_past``. Two counters, because M-RoPE images advance the position less than they fill cells:
-``n_past`` (the next position, from the helper's ``new_n_past``) and ``n_cells`` (KV cells in use,
-what ``n_ctx`` bounds). ``history`` records exactly what the cache holds, so a fresh context can
-replay it (the incremental-vs-fresh logits test).
+``llama_batch`` and images through libmtmd's ``mtmd_helper_eval_chunk_single``, both on the
+sequence's id at ``n_past``. Two counters, because M-RoPE images advance the position less than they
+fill cells: ``n_past`` (the next position, from the helper's ``new_n_past``) and ``n_cells`` (KV cells
+in use, what ``n_ctx`` bounds). ``history`` records exactly what the cache holds, so a fresh context
+can replay it (the incremental-vs-fresh logits test).
+
+``GgufModel`` is the loaded weights (+ mmproj) and one ``llama_context``; each ``LiveSequence`` is one
+llama.cpp sequence id in it. Several streams share one model: ``GgufModel.hold_sequences(n)`` rebuilds
+the context (not the weights) with ``n`` sequences of ``n_ctx`` cells each (a KV stream per sequence,
+``kv_unified`` off, so attention reads only its own cells). Sequences are evaluated one after another
+(each call decodes one sequence's tokens); batching several streams' tokens into one ``llama_decode`` is
+not done, because a stream's tick is served whole by the scheduler (engine/streams.py) and libmtmd
+evaluates one sequence's image per call.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ class Piece:
     kind: str  # "text" | "image"
     tokens: list[int] | None = None
     pixels: np.ndarray | None = None
+    part: int = 0  # which image chunk of the frame: a sliced frame (SmolVLM2: tiles + overview) has several
 
 
 def find_mmproj(model: str) -> str:
@@ -64,8 +73,8 @@ def find_mmproj(model: str) -> str:
     return str(max(cands, key=lambda c: (shared(c), -len(c.name))))
 
 
-class LiveSequence:
-    """A loaded GGUF (+ optional mmproj) and its one live sequence."""
+class GgufModel:
+    """A loaded GGUF (+ optional mmproj) and its llama_context, which holds one or more sequences."""
 
     def __init__(self, model: str, mmproj: str = "", n_ctx: int = 8192, kv_type: str = "auto",
                  n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
@@ -115,9 +124,9 @@ class LiveSequence:
         self.n_ctx = int(self.llama.n_ctx())
         self._mem = llama_cpp.llama_get_memory(self.ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self.n_past = 0
-        self.n_cells = 0
-        self.history: list[Piece] = []
+        self.n_seq = 1  # sequences the context holds
+        self.closed = False
+        self.last_seq = -1  # the sequence whose logits llama.cpp holds now
         self.mtmd = None
         self.mmproj = mmproj
         self.marker = ""
@@ -166,8 +175,27 @@ class LiveSequence:
         v_len = int(md.get(f"{arch}.attention.value_length", k_len))
         return n_layer * n_head_kv * (k_len + v_len)
 
-    def kv_bytes(self) -> int:
-        return int(self.n_cells * self._kv_row_values * self._kv_bytes_per_value)
+    def kv_bytes(self, cells: int) -> int:
+        return int(cells * self._kv_row_values * self._kv_bytes_per_value)
+
+    def hold_sequences(self, n: int) -> None:
+        """Rebuild the context (the weights stay loaded) to hold ``n`` sequences of ``n_ctx`` cells each.
+        Whatever the sequences held is gone: call it before any of them is used."""
+        if n <= self.n_seq:
+            return
+        lc = self._lc
+        from llama_cpp._internals import LlamaContext
+
+        params = lc.llama_context_params.from_buffer_copy(self.llama.context_params)
+        params.n_seq_max, params.n_ctx, params.kv_unified = n, n * self.n_ctx, False
+        try:
+            fresh = LlamaContext(model=self.llama._model, params=params, verbose=False)
+        except Exception as exc:  # llama.cpp says ValueError with no detail (out of memory, most likely)
+            raise BackendError(f"llama.cpp could not make room for {n} streams of {self.n_ctx} tokens: {exc}") from exc
+        self.llama._ctx.close()
+        self.llama._ctx = fresh
+        self.ctx, self._mem = fresh.ctx, lc.llama_get_memory(fresh.ctx)
+        self.n_seq, self.last_seq = n, -1
 
     # --- tokens ---------------------------------------------------------------------------------
     def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
@@ -195,48 +223,42 @@ class LiveSequence:
             return [Piece("text", self.tokenize(text.replace(self.marker, "") if self.marker else text, add_bos))]
         pieces: list[Piece] = []
         for kind, tokens, _ in self._mtmd_chunks(text, pixels, add_bos):
-            pieces.append(Piece("text", tokens) if kind == "text" else Piece("image", pixels=pixels))
+            part = sum(p.kind == "image" for p in pieces)
+            pieces.append(Piece("text", tokens) if kind == "text" else Piece("image", pixels=pixels, part=part))
         return pieces
 
     def cells_needed(self, pieces: list[Piece]) -> int:
         n = 0
         for p in pieces:
-            n += len(p.tokens or []) if p.kind == "text" else self.image_tokens(p.pixels)
+            n += len(p.tokens or []) if p.kind == "text" else self.image_tokens(p.pixels, p.part)
         return n
 
-    def image_tokens(self, pixels: np.ndarray) -> int:
+    def image_tokens(self, pixels: np.ndarray, part: int | None = None) -> int:
+        """Cells a frame of this size fills: all its image chunks, or only chunk ``part``."""
         key = pixels.shape[:2]
         cache = self.__dict__.setdefault("_img_tok_cache", {})
         if key not in cache:
-            cache[key] = sum(n for kind, _, n in self._mtmd_chunks(self.marker, pixels, False) if kind == "image")
-        return cache[key]
+            cache[key] = [n for kind, _, n in self._mtmd_chunks(self.marker, pixels, False) if kind == "image"]
+        return sum(cache[key]) if part is None else cache[key][part]
 
-    def eval(self, pieces: list[Piece]) -> None:
-        """Evaluate ``pieces`` at the current position; logits are those after the last text token."""
-        for p in pieces:
-            if p.kind == "text":
-                self._decode_tokens(p.tokens or [])
-            else:
-                self._eval_image(p.pixels)
-            self.history.append(p)
-
-    def _decode_tokens(self, tokens: list[int]) -> None:
+    def decode(self, seq_id: int, n_past: int, tokens: list[int]) -> None:
+        """Evaluate ``tokens`` on sequence ``seq_id`` from position ``n_past``; logits after the last one."""
         b = self._batch
         for start in range(0, len(tokens), self.n_batch):
             part = tokens[start:start + self.n_batch]
             b.n_tokens = len(part)
             for i, tok in enumerate(part):
                 b.token[i] = tok
-                b.pos[i] = self.n_past + i
+                b.pos[i] = n_past + start + i
                 b.n_seq_id[i] = 1
-                b.seq_id[i][0] = 0
+                b.seq_id[i][0] = seq_id
                 b.logits[i] = False
             b.logits[len(part) - 1] = True  # only the last row's logits are ever read
             rc = self._lc.llama_decode(self.ctx, b)
             if rc != 0:
-                raise BackendError(f"llama_decode failed (code {rc}) at position {self.n_past}")
-            self.n_past += len(part)
-            self.n_cells += len(part)
+                raise BackendError(f"llama_decode failed (code {rc}) at position {n_past + start}")
+        if tokens:
+            self.last_seq = seq_id
 
     def _mtmd_chunks(self, text: str, pixels: np.ndarray, add_bos: bool):
         """Yield (kind, tokens, n_tokens) for ``text`` with one image; frees everything it makes."""
@@ -277,48 +299,47 @@ class LiveSequence:
             mt.mtmd_input_chunks_free(chunks)
             mt.mtmd_bitmap_free(bitmap)
 
-    def _eval_image(self, pixels: np.ndarray) -> None:
+    def eval_image(self, seq_id: int, n_past: int, pixels: np.ndarray, part: int = 0) -> tuple[int, int]:
+        """Evaluate image chunk ``part`` of one frame on sequence ``seq_id`` at ``n_past``; returns (the next
+        position, cells used)."""
         if self.mtmd is None:
             raise BackendError("this model has no mmproj, so it cannot look at frames")
         mt = self._mtmd_mod
+        out = [n_past, 0]
+        seen = [0]
 
         def run(chunk, n_tok: int) -> None:
+            seen[0] += 1
+            if seen[0] - 1 != part:  # the frame's other chunks have pieces of their own
+                return
             new_n_past = self._lc.llama_pos(0)
-            rc = mt.mtmd_helper_eval_chunk_single(self.mtmd, self.ctx, chunk, self.n_past, 0, self.n_batch,
+            rc = mt.mtmd_helper_eval_chunk_single(self.mtmd, self.ctx, chunk, n_past, seq_id, self.n_batch,
                                                   False, ctypes.byref(new_n_past))
             if rc != 0:
                 raise BackendError(f"the multimodal helper failed to evaluate the frame (code {rc})")
-            self.n_past = int(new_n_past.value)  # M-RoPE: never compute it, take the helper's
-            self.n_cells += n_tok
+            out[:] = [int(new_n_past.value), n_tok]  # M-RoPE: never compute the position, take the helper's
 
         # The marker alone: the surrounding vision start/end tokens come back as text chunks, which
         # ``plan`` already put into the neighbouring text pieces, so only the image chunk runs here.
         self._with_chunks(self.marker, pixels, False, on_image=run)
+        return out[0], out[1]
 
-    def logits(self) -> np.ndarray:
-        """The next-token logits [n_vocab] after the last evaluated text token (a copy)."""
+    def logits(self, seq_id: int) -> np.ndarray:
+        """The next-token logits [n_vocab] after sequence ``seq_id``'s last evaluated text token (a copy)."""
+        if self.last_seq != seq_id:
+            raise BackendError(f"llama.cpp holds the logits of sequence {self.last_seq}, not {seq_id}")
         ptr = self._lc.llama_get_logits_ith(self.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
-    def decode_one(self, token: int) -> None:
-        """Append one sampled token (not recorded in ``history``: ``rollback`` removes it)."""
-        self._decode_tokens([token])
-
-    # --- memory ops -----------------------------------------------------------------------------
-    def rollback(self, n_past: int, n_cells: int, n_history: int) -> None:
-        """Drop everything at positions ≥ ``n_past`` from sequence 0."""
-        if n_past < self.n_past:
-            if not self._lc.llama_memory_seq_rm(self._mem, 0, n_past, -1):
-                raise BackendError(f"llama.cpp could not roll the sequence back to position {n_past}")
-        self.n_past, self.n_cells = n_past, n_cells
-        del self.history[n_history:]
-
-    def clear(self) -> None:
-        self._lc.llama_memory_clear(self._mem, True)
-        self.n_past = self.n_cells = 0
-        self.history.clear()
+    def remove(self, seq_id: int, from_pos: int) -> None:
+        """Drop sequence ``seq_id``'s cells at positions >= ``from_pos`` (0: all of them)."""
+        if not self._lc.llama_memory_seq_rm(self._mem, seq_id, from_pos, -1):
+            raise BackendError(f"llama.cpp could not roll sequence {seq_id} back to position {from_pos}")
+        if self.last_seq == seq_id:
+            self.last_seq = -1
 
     def close(self) -> None:
+        self.closed = True
         if self._batch is not None:
             self._lc.llama_batch_free(self._batch)
             self._batch = None
@@ -326,3 +347,97 @@ class LiveSequence:
             self._mtmd_mod.mtmd_free(self.mtmd)
             self.mtmd = None
         self.llama.close()
+
+
+class LiveSequence:
+    """One live sequence (llama.cpp sequence ``seq_id``) of a ``GgufModel``. Given a path, it loads the
+    model and is its sequence 0 (and closes it); given a loaded ``GgufModel``, it shares it."""
+
+    def __init__(self, model: str | GgufModel, mmproj: str = "", n_ctx: int = 8192, kv_type: str = "auto",
+                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
+                 flash_attn: bool | None = None, seed: int = 0, seq_id: int = 0):
+        self.owner = not isinstance(model, GgufModel)
+        self.model = GgufModel(model, mmproj, n_ctx, kv_type, n_gpu_layers, n_threads, n_batch, flash_attn,
+                               seed) if self.owner else model
+        self.seq_id = seq_id
+        self.n_past = 0
+        self.n_cells = 0
+        self.history: list[Piece] = []
+
+    # what the loaded model says (one place; the backend and tests read them through the sequence)
+    llama = property(lambda self: self.model.llama)
+    mtmd = property(lambda self: self.model.mtmd)
+    mmproj = property(lambda self: self.model.mmproj)
+    marker = property(lambda self: self.model.marker)
+    n_ctx = property(lambda self: self.model.n_ctx)
+    kv_type = property(lambda self: self.model.kv_type)
+    note = property(lambda self: self.model.note)
+    gpu = property(lambda self: self.model.gpu)
+
+    def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
+        return self.model.tokenize(text, add_bos)
+
+    def piece(self, token: int) -> bytes:
+        return self.model.piece(token)
+
+    def is_eog(self, token: int) -> bool:
+        return self.model.is_eog(token)
+
+    def has_token(self, text: str) -> bool:
+        return self.model.has_token(text)
+
+    def plan(self, text: str, pixels: np.ndarray | None, add_bos: bool = False) -> list[Piece]:
+        return self.model.plan(text, pixels, add_bos)
+
+    def cells_needed(self, pieces: list[Piece]) -> int:
+        return self.model.cells_needed(pieces)
+
+    def image_tokens(self, pixels: np.ndarray) -> int:
+        return self.model.image_tokens(pixels)
+
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes(self.n_cells)
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def eval(self, pieces: list[Piece]) -> None:
+        """Evaluate ``pieces`` at the current position; logits are those after the last text token."""
+        for p in pieces:
+            if p.kind == "text":
+                self._decode_tokens(p.tokens or [])
+            else:
+                self.n_past, n_tok = self.model.eval_image(self.seq_id, self.n_past, p.pixels, p.part)
+                self.n_cells += n_tok
+            self.history.append(p)
+
+    def _decode_tokens(self, tokens: list[int]) -> None:
+        self.model.decode(self.seq_id, self.n_past, tokens)
+        self.n_past += len(tokens)
+        self.n_cells += len(tokens)
+
+    def logits(self) -> np.ndarray:
+        """The next-token logits [n_vocab] after the last evaluated text token (a copy)."""
+        return self.model.logits(self.seq_id)
+
+    def decode_one(self, token: int) -> None:
+        """Append one sampled token (not recorded in ``history``: ``rollback`` removes it)."""
+        self._decode_tokens([token])
+
+    # --- memory ops -----------------------------------------------------------------------------
+    def rollback(self, n_past: int, n_cells: int, n_history: int) -> None:
+        """Drop everything at positions ≥ ``n_past`` from this sequence."""
+        if n_past < self.n_past:
+            self.model.remove(self.seq_id, n_past)
+        self.n_past, self.n_cells = n_past, n_cells
+        del self.history[n_history:]
+
+    def clear(self) -> None:
+        self.model.remove(self.seq_id, 0)
+        self.n_past = self.n_cells = 0
+        self.history.clear()
+
+    def close(self) -> None:
+        """Close the model when this sequence loaded it; a shared model's sequence only empties."""
+        if self.owner:
+            self.model.close()
+        elif not self.model.closed and self.n_cells:
+            self.clear()

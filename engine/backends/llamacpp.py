@@ -1,4 +1,4 @@
-"""The ``llamacpp`` backend: a GGUF (+ mmproj) through llama-cpp-python, one live sequence.
+"""The ``llamacpp`` backend: a GGUF (+ mmproj) through llama-cpp-python, one live sequence per stream.
 
 Per tick it evaluates only the new turn (notes, query header, time marker, the frame) at the
 current position; ``decoding.DecisionDecoder`` samples the decision on the same sequence (a
@@ -9,6 +9,10 @@ prefix with the normalised decision and evaluates the rest. ``start_chunk`` clea
 can be chosen (flash attention is switched on whenever V is quantized); every layer on the GPU when
 the build has one. A turn that would not fit in ``n_ctx``
 is refused with one clear line and leaves the context as it was.
+
+Several streams (engine/streams.py): ``for_streams(n)`` gives one backend per stream on this loaded
+model, each on its own llama.cpp sequence id of one context (the weights are loaded once); their ticks
+run one after another.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from engine.backends.base import Backend, BackendConfig, BackendError, BackendStats, ModelLoadError
+from engine.backends.chat_layout import template_layout
 from engine.backends.decoding import DecisionDecoder, Sampling
 from engine.backends.gguf_context import GgufContext
 from engine.backends.gguf_layout import CHATML, PLAIN, Layout
@@ -64,12 +69,30 @@ class LlamaCppBackend(Backend):
             n_batch=opts.n_batch, flash_attn=opts.flash_attn, seed=config.seed,
         )
         self.wants_frames = self.seq.mtmd is not None
-        self.layout = CHATML if self.seq.has_token("<|im_start|>") else PLAIN
+        self.layout = template_layout(self.seq.llama.metadata.get("tokenizer.chat_template"), config.model,
+                                      CHATML if self.seq.has_token("<|im_start|>") else PLAIN)
         self._reserve = opts.decision_reserve or DECISION_RESERVE
         self.ctx = GgufContext(self.seq)
         self.decoder = DecisionDecoder.for_context(
             self.ctx, Sampling(config.temperature, config.top_p, config.top_k, config.greedy, config.seed),
             config.silence_bias)
+
+    def for_streams(self, n: int) -> list[LlamaCppBackend]:
+        """``n`` backends on this model, stream ``i`` on llama.cpp sequence ``i``, each with ``n_ctx`` cells.
+        Call before any stream starts: the context is rebuilt with room for them (not the weights)."""
+        model = self._need().model
+        model.hold_sequences(n)
+        self.seq.n_past = self.seq.n_cells = 0  # the rebuilt context holds nothing yet
+        self.seq.history.clear()
+        views = []
+        for i in range(n):
+            view = LlamaCppBackend()
+            view.seq = LiveSequence(model, seq_id=i)
+            view.ctx = GgufContext(view.seq)
+            view.decoder = DecisionDecoder(self.decoder.sampling, self.decoder.bias)
+            view.wants_frames, view.layout, view._reserve = self.wants_frames, self.layout, self._reserve
+            views.append(view)
+        return views
 
     def _need(self) -> LiveSequence:
         if self.seq is None:

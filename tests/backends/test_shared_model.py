@@ -1,0 +1,79 @@
+"""One loaded llama.cpp model serves several streams (llama.cpp sequence ids): interleaved ticks of two
+streams on one model give exactly what each stream gives alone on its own model (greedy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from engine.backends.base import BackendConfig, LlamaCppOptions  # noqa: E402
+from engine.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from engine.context import ChunkPrefix, Turn  # noqa: E402
+from engine.protocol import normalize  # noqa: E402
+from tests.tiny_models import smollm2_gguf  # noqa: E402
+
+PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </response> text.", text="")
+QUERIES = {0: "Say hello to the cat.", 1: "What colour is the slide?"}  # the two streams differ from the start
+TICKS = 2
+
+
+def _model(kind: str) -> tuple[Path, bool]:
+    if kind == "smollm2":
+        return smollm2_gguf(), False
+    assets = os.environ.get("PRESENCE_TEST_ASSETS", "")
+    path = Path(assets) / "qwen25vl-tiny-f32.gguf"
+    if not assets or not path.is_file():
+        pytest.skip("PRESENCE_TEST_ASSETS is not set (the tiny Qwen2.5-VL GGUF pair is absent)")
+    return path, True
+
+
+def _load(model: Path) -> LlamaCppBackend:
+    b = LlamaCppBackend()
+    b.load(BackendConfig(model=str(model), n_ctx=512, greedy=True, llamacpp=LlamaCppOptions(n_threads=1)))
+    return b
+
+
+def _frame(stream: int, t: int) -> np.ndarray:
+    return np.random.default_rng(100 * stream + t).integers(0, 256, (56, 56, 3), dtype=np.uint8)
+
+
+def _ticks(b: LlamaCppBackend, stream: int, frames: bool):
+    """Yields (raw decision, logits after the turn) for each tick of ``stream``."""
+    b.start_chunk(PREFIX)
+    for t in range(TICKS):
+        b.observe(Turn(t=t, pixels=_frame(stream, t) if frames else None, query=QUERIES[stream] if t == 0 else None))
+        logits = b.ctx.logits()
+        raw = "".join(b.decide(6))
+        b.commit(normalize(raw).canonical())
+        yield raw, logits
+
+
+@pytest.mark.parametrize("kind", ["smollm2", "qwen2.5-vl"])
+def test_two_sequences_on_one_model_equal_two_separate_runs(kind):
+    model, frames = _model(kind)
+    b = _load(model)  # each stream alone (start_chunk empties the context; greedy needs no fresh rng)
+    alone = {stream: list(_ticks(b, stream, frames)) for stream in (0, 1)}
+    b.close()
+    shared = _load(model)
+    views = shared.for_streams(2)
+    assert views[0].seq.model is views[1].seq.model is shared.seq.model  # one copy of the weights
+    assert [v.ctx.seq_id for v in views] == [0, 1]
+    gens = {s: _ticks(views[s], s, frames) for s in (0, 1)}
+    got = {0: [], 1: []}
+    for _ in range(TICKS):  # a tick of stream 0, then one of stream 1, …
+        for s in (0, 1):
+            got[s].append(next(gens[s]))
+    for s in (0, 1):
+        assert [r for r, _ in got[s]] == [r for r, _ in alone[s]]
+        worst = max(float(np.max(np.abs(a - c))) for (_, a), (_, c) in zip(got[s], alone[s], strict=True))
+        assert worst <= 1e-3, worst
+        assert views[s].seq.n_cells > 0 and views[s].stats().tokens_context == views[s].seq.n_cells
+    assert float(np.max(np.abs(got[0][0][1] - got[1][0][1]))) > 1e-3  # not vacuous: the streams differ
+    for v in views:
+        v.close()
+    shared.close()
