@@ -17,6 +17,10 @@ failing becomes a ``BackendError`` after bounded retries (the session logs an ``
 ``skipped(backend_error)`` and goes on); the next tick simply tries again, so the stream recovers
 when the server returns. A turn that could not be answered is not kept, but its query and notes
 are carried into the next turn so nothing the user said is lost.
+
+Several streams (engine/streams.py): ``for_streams(n)`` gives one backend per stream, each its own
+prefix-cached conversation with its own ``x-session-id`` (``<id>-s<i>``); their requests go to the server
+at the same time (``serves_concurrently``), and the server batches them.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ def api_base(url: str) -> str:
 
 class OpenAIBackend(Backend):
     name = "openai"
+    serves_concurrently = True  # a server takes several streams' requests at once
 
     def __init__(self) -> None:
         self.config = BackendConfig()
@@ -95,6 +100,16 @@ class OpenAIBackend(Backend):
         self.session_id = self.options.session or f"presence-{uuid.uuid4().hex[:12]}"
         if config.api_key_env and not os.environ.get(config.api_key_env):
             raise ModelLoadError(f"the API key variable {config.api_key_env} is not set")
+
+    def for_streams(self, n: int) -> list[OpenAIBackend]:
+        """``n`` backends on the same server, stream ``i`` as conversation ``<session id>-s<i>``."""
+        views = []
+        for i in range(n):
+            view = OpenAIBackend()
+            view.config, view.options, view.base, view.wants_frames = self.config, self.options, self.base, self.wants_frames
+            view.session_id = f"{self.session_id}-s{i}"
+            views.append(view)
+        return views
 
     def start_chunk(self, prefix: ChunkPrefix) -> None:
         self.messages = [{"role": "system", "content": prefix.system}]

@@ -77,3 +77,51 @@ def test_two_sequences_on_one_model_equal_two_separate_runs(kind):
     for v in views:
         v.close()
     shared.close()
+
+
+def test_openai_streams_keep_one_prefix_cached_conversation_each():
+    """Against a FAKE OpenAI server that records each request: every stream has its own x-session-id, and
+    each of its requests is its previous one plus one turn (what a prefix cache needs), whatever the other
+    stream sent in between."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from engine.backends.openai_compat import OpenAIBackend
+
+    seen: list[tuple[str, list]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server API
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            seen.append((self.headers["x-session-id"], body["messages"]))
+            data = json.dumps({"choices": [{"message": {"content": "</silence>"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        shared = OpenAIBackend()
+        shared.load(BackendConfig(url=f"http://127.0.0.1:{srv.server_port}", model="m"))
+        views = shared.for_streams(2)
+        for v in views:
+            v.start_chunk(PREFIX)
+        for t in range(3):
+            for s, v in enumerate(views):
+                v.observe(Turn(t=t, pixels=_frame(s, t), query=QUERIES[s] if t == 0 else None))
+                v.commit(normalize("".join(v.decide(8))).canonical())
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    ids = [sid for sid, _ in seen]
+    assert ids == [views[0].session_id, views[1].session_id] * 3 and views[0].session_id != views[1].session_id
+    for sid in set(ids):
+        mine = [m for s, m in seen if s == sid]
+        for before, after in zip(mine, mine[1:], strict=False):
+            assert after[:len(before)] == before and len(after) == len(before) + 2  # + the decision, + a turn
