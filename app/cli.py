@@ -52,6 +52,7 @@ RUN_SETTING_FLAGS = {
     "--on-write-error": "storage.on_write_error",
 }
 RUN_SWITCH_FLAGS = {"speak": "voice.speak", "listen": "voice.listen"}  # --speak / --no-speak, …
+RUN_REPEATABLE_FLAGS = {"--source"}  # several sources: several streams on one model (run_streams)
 
 
 def _schema_arg(key):
@@ -77,8 +78,10 @@ def add_run(sub) -> None:
         key = keys[path]
         named = key.choices and all(str(c) in key.doc for c in key.choices if c)  # the doc already lists them
         choices = f" ({' | '.join(map(str, key.choices))})" if key.choices and not named else ""
+        repeat = flag in RUN_REPEATABLE_FLAGS
         p.add_argument(flag, dest=path, default=None, type=_schema_arg(key), metavar=key.name.upper(),
-                       help=f"{key.doc}{choices} [{path}]")
+                       action="append" if repeat else "store",
+                       help=f"{key.doc}{choices} [{path}]" + ("; repeat it to watch several at once" if repeat else ""))
     for name, path in RUN_SWITCH_FLAGS.items():
         p.add_argument(f"--{name}", dest=path, action="store_true", default=None, help=f"{keys[path].doc} [{path}]")
         p.add_argument(f"--no-{name}", dest=path, action="store_false")
@@ -92,6 +95,8 @@ def add_run(sub) -> None:
     p.add_argument("--config", default=None, help="settings file (default: $PRESENCE_CONFIG or the config dir)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of stream time")
     p.add_argument("--quiet", action="store_true", help="do not print the timeline")
+    p.add_argument("--important", type=int, action="append", default=[], metavar="N",
+                   help="with several --source: serve stream N (1-based, in --source order) first (repeatable)")
     p.set_defaults(func=cmd_run)
 
 
@@ -101,6 +106,8 @@ def apply_run_flags(settings, args) -> None:
 
     for path in (*RUN_SETTING_FLAGS.values(), *RUN_SWITCH_FLAGS.values()):
         value = getattr(args, path, None)
+        if isinstance(value, list):  # a repeatable flag: the settings hold the last (run_streams takes all)
+            value = value[-1]
         if value is not None:
             set_value(settings, path, value)
     apply_overrides(settings, args.overrides)
@@ -117,6 +124,9 @@ def cmd_run(args) -> int:
         validate(settings)
     except ConfigError as exc:
         return fail(EXIT_USAGE, str(exc))
+    sources = getattr(args, "capture.source", None) or []
+    if len(sources) > 1:
+        return run_streams(settings, args, sources)
     live = settings.capture.source.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https")
     if args.fast and live:
         return fail(EXIT_USAGE, "--fast needs a video file (a live source cannot run faster than real time)")
@@ -178,6 +188,83 @@ def run_headless(settings, args) -> int:
     if received:
         return 128 + int(received[0])
     return EXIT_OK
+
+
+def run_streams(settings, args, sources: list[str]) -> int:
+    """``presence run --source A --source B …``: one stream per source on one loaded model, headless, each with
+    its own log and store (``--log run.jsonl`` → ``run.s1.jsonl``, ``run.s2.jsonl``, …) and its timeline lines
+    prefixed with its name. A stream whose source fails ends alone (one line); the exit code is the worst."""
+    from app.timeline_printer import TimelinePrinter
+    from app.wiring import build_streams
+    from engine.backends.base import BackendError
+    from engine.log import SinkError
+
+    live = [s for s in sources if s.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https")]
+    if args.fast and live:
+        return fail(EXIT_USAGE, "--fast needs video files (a live source cannot run faster than real time)")
+    if args.duration is not None and not (args.duration > 0 and args.duration != float("inf")):
+        return fail(EXIT_USAGE, "--duration must be positive (seconds)")
+    bad = [n for n in args.important if not 1 <= n <= len(sources)]
+    if bad:
+        return fail(EXIT_USAGE, f"--important {bad[0]}: there are {len(sources)} streams (1..{len(sources)})")
+    if not args.headless:
+        sys.stderr.write("presence: several sources run headless (the window: File → Watch several sources…)\n")
+    try:
+        built = build_streams(settings, sources, important=tuple(args.important), fast=args.fast, log=args.log,
+                              store=args.store, duration=args.duration)
+    except BackendError as exc:
+        return fail(EXIT_MODEL, str(exc))
+    except SinkError as exc:
+        return fail(EXIT_USAGE, str(exc))
+    manager = built.manager
+    for spec, one in zip(manager.specs, built.streams, strict=True):
+        if one is None:
+            continue
+        if not args.quiet:
+            one.bus.subscribe(TimelinePrinter(_Prefixed(sys.stdout, f"{spec.name} ")))
+        if args.query:
+            one.session.submit_query(args.query, source="cli", at=0.0 if args.fast else None)
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        manager.stop()
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    try:
+        results = manager.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        built.close()
+    codes = []
+    for spec, result, error in zip(manager.specs, results, manager.errors, strict=True):
+        if result is None and error is not None:  # it never started, and said so then
+            codes.append(EXIT_SOURCE)
+        elif error is not None:
+            code = {"source": EXIT_SOURCE, "backend": EXIT_MODEL, "write": EXIT_WRITE}.get(result.error_kind, EXIT_MODEL)
+            codes.append(fail(code, f"stream {spec.name}: {error}"))
+    loss = "; ".join(one.loss_note() for one in built.streams if one is not None and one.loss_note())
+    if loss:
+        codes.append(fail(EXIT_WRITE, loss))
+    if received:
+        return 128 + int(received[0])
+    return max(codes, default=EXIT_OK)
+
+
+class _Prefixed:
+    """A text stream that starts every line with ``prefix`` (a stream's name in the terminal timeline)."""
+
+    def __init__(self, out, prefix: str):
+        self.out, self.prefix = out, prefix
+
+    def write(self, text: str) -> int:
+        body = "".join(self.prefix + line for line in text.splitlines(keepends=True))
+        return self.out.write(body)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ banner.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import sys
@@ -37,7 +38,8 @@ from engine.log import JsonlLog, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
 from engine.sinks import GuardedSink, StorageOptions
-from engine.source import redact_url
+from engine.source import SourceError, redact_url
+from engine.streams import IMPORTANT, StreamManager, StreamSpec, stream_backends
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CLIP = ASSETS / "demo" / "lecture_slides.mp4"
@@ -144,11 +146,12 @@ def _stderr_line(line: str) -> None:
 
 def build_session(settings: Settings, *, fast: bool = False, log: str | None = None, store: str | None = None,
                   duration: float | None = None, backend: Backend | None = None, source=None,
-                  voice: bool = True, report: Callable[[str], None] = _stderr_line, exclude=None) -> Built:
+                  voice: bool = True, report: Callable[[str], None] = _stderr_line, exclude=None, clock=None) -> Built:
     """Everything for one session. ``backend`` / ``source`` replace the configured ones (tests,
     benchmarks); ``voice=False`` leaves speech out (evaluation, benchmarks); ``report`` receives the
     one-line messages of optional parts that failed (stderr for the CLI, a banner in the app);
-    ``exclude`` gives screen rectangles to mask out of screen captures (the app's own window)."""
+    ``exclude`` gives screen rectangles to mask out of screen captures (the app's own window); ``clock``
+    replaces the real or virtual one (``build_streams`` gives each stream its manager's clock)."""
     if source is None:
         source = parse_source(settings.capture.source or str(DEMO_CLIP), exclude=exclude)
     spec = redact_url(source.label)  # a source names itself, never with its credentials
@@ -172,7 +175,7 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
         )
         if settings.storage.keep_frames_for_training:
             backend = _keep_frames(built, backend, store_path, bus.session)
-        clock = VirtualClock() if fast else RealClock()
+        clock = clock or (VirtualClock() if fast else RealClock())
         memory = Memory(settings.memory, build_summarizer(settings, bus))
         delegator = build_delegator(settings, bus, clock, context=memory.context_text)
         built.session = Session(backend, source, bus=bus, clock=clock, options=options, delegator=delegator,
@@ -231,3 +234,65 @@ def build_delegator(settings: Settings, bus: EventBus, clock, context=None):
         return NoBrain(bus)
     opts = DelegationOptions(timeout_s=settings.brain.timeout_s, max_concurrent=settings.brain.max_concurrent)
     return Delegator(brain, bus, now=clock.now, options=opts, context=context)
+
+
+@dataclass
+class BuiltStreams:
+    """Several sessions on one backend (engine/streams.py): ``streams[i]`` is stream ``i``'s Built, or None
+    when it could not start (``manager.errors[i]`` says why); ``close`` releases them, then the model."""
+
+    manager: StreamManager
+    streams: list[Built | None]
+    shared: Backend
+
+    def close(self) -> None:
+        for built in self.streams:
+            if built is not None:
+                built.close()
+        self.shared.close()
+
+
+def stream_path(path: str | None, name: str) -> str | None:
+    """A stream's own file beside ``path``: ``run.jsonl`` → ``run.s2.jsonl`` (None stays None)."""
+    if not path:
+        return None
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{name}{p.suffix}"))
+
+
+def build_streams(settings: Settings, sources: list[str], *, important: tuple[int, ...] = (), fast: bool = False,
+                  log: str | None = None, store: str | None = None, duration: float | None = None,
+                  backend: Backend | None = None, report: Callable[[str], None] = _stderr_line) -> BuiltStreams:
+    """One session per source (streams ``s1``, ``s2``, … in order; ``important`` lists 1-based stream numbers
+    served first), each built by ``build_session`` with its own log and store (``stream_path``), all on one
+    loaded backend. A stream whose source cannot open is reported (one line naming it) and left out; the
+    backend failing to load raises, as for one session."""
+    specs = [StreamSpec(f"s{i + 1}", IMPORTANT if i + 1 in important else 0) for i in range(len(sources))]
+    shared = backend or build_backend(settings)
+    independent = default_backend_name(settings) == "heuristic"  # no model to share: one each
+    try:
+        views, slots = stream_backends(shared, len(sources), (lambda: build_backend(settings)) if independent else None)
+    except BaseException:
+        shared.close()
+        raise
+    built_streams = BuiltStreams(StreamManager(specs, virtual=fast, slots=slots), [], shared)
+    manager = built_streams.manager
+    try:
+        for i, (spec, src) in enumerate(zip(specs, sources, strict=True)):
+            one = copy.deepcopy(settings)
+            one.capture.source = src
+            try:
+                built = build_session(one, fast=fast, log=stream_path(log, spec.name),
+                                      store=stream_path(store, spec.name), duration=duration, backend=views[i],
+                                      voice=False, report=report, clock=manager.clock(i))
+            except SourceError as exc:
+                manager.failed(i, str(exc))
+                report(f"presence: stream {spec.name} ({redact_url(src)}): {exc}")
+                built_streams.streams.append(None)
+                continue
+            manager.attach(i, built.session)
+            built_streams.streams.append(built)
+    except BaseException:
+        built_streams.close()
+        raise
+    return built_streams
