@@ -196,6 +196,14 @@ class StepClock:
         self._t = max(self._t, float(t))
 
 
+class StreamClock(RealClock):
+    """A stream's real clock, started when the streams start (not when their sessions were built), so that
+    building N sessions does not eat into their first seconds."""
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+
+
 class StreamGate:
     """``Session.gate`` for stream ``index``: its turn on the shared backend for second ``t``."""
 
@@ -264,17 +272,17 @@ class SerializedBackend(Backend):
 def stream_backends(shared: Backend, n: int, make: Callable[[], Backend] | None = None) -> tuple[list[Backend], int]:
     """``n`` per-stream backends on ``shared``'s one loaded model, and how many streams it serves at once.
 
-    A backend with ``for_stream(i)`` gives views of its one model (llamacpp: a sequence each; openai: a
+    A backend with ``for_streams(n)`` gives views of its one model (llamacpp: a sequence each; openai: a
     conversation each, ``serves_concurrently``). Otherwise ``make`` builds an independent backend per
     stream (no model to share: heuristic); without it, more than one stream is refused with one line."""
-    if n <= 1:
-        return [shared], 1
-    if hasattr(shared, "for_stream"):
-        views = [shared.for_stream(i) for i in range(n)]
+    if hasattr(shared, "for_streams"):  # a view even for one stream: the shared model outlives the streams
+        views = shared.for_streams(n)
         if getattr(shared, "serves_concurrently", False):
             return views, n
         lock = threading.RLock()
         return [SerializedBackend(v, lock) for v in views], 1
+    if n <= 1:
+        return [shared], 1
     if make is not None:
         return [shared] + [make() for _ in range(n - 1)], n
     raise BackendError(f"the {shared.name} backend cannot serve several streams from one loaded model; "
@@ -303,7 +311,7 @@ class StreamManager:
         self.turns = TurnTaking(self.fairness, self.slots)
         self.sessions, self.results, self.errors = [None] * n, [None] * n, [None] * n
         self.counts = [StreamCounts() for _ in range(n)]
-        self._clocks = [StepClock(self.lockstep, i) if self.lockstep else RealClock() for i in range(n)]
+        self._clocks = [StepClock(self.lockstep, i) if self.lockstep else StreamClock() for i in range(n)]
 
     def clock(self, i: int):
         return self._clocks[i]
@@ -320,6 +328,9 @@ class StreamManager:
 
     def run(self) -> list[SessionResult | None]:
         threads = []
+        for clock in self._clocks:
+            if isinstance(clock, StreamClock):
+                clock.start()
         for i, session in enumerate(self.sessions):
             if session is None:
                 continue
