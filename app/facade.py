@@ -40,12 +40,13 @@ from app.retention import (
     session_stores,
 )
 from app.runner import EngineRunner, RunOptions
+from app.streams_runner import StreamsRunner  # File → Watch several sources…
 from app.wiring import DEMO_CLIP, default_backend_name
 
 __all__ = [
     "PRESETS", "Cancelled", "ConfigError", "Controller", "DEMO_CLIP", "ModelError", "ModelStore", "RecordedSession",
     "RunOptions", "Settings", "estimate_vram", "find_preset", "gpu_memory_bytes", "human", "save_settings",
-    "schema_keys", "validate",
+    "schema_keys", "validate", "StreamsRunner",
     "Hardware", "Recommendation", "build_info", "detect_hardware", "recommend", "Forgotten", "SessionInfo",
 ]
 
