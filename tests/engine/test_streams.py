@@ -28,8 +28,8 @@ class SharedSlowModel:
         self.overlaps = 0
         self.lock = threading.Lock()
 
-    def for_stream(self, i: int) -> Backend:
-        return _View(self, i)
+    def for_streams(self, n: int) -> list[Backend]:
+        return [_View(self, i) for i in range(n)]
 
 
 class _View(Backend):
