@@ -32,6 +32,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -170,6 +171,8 @@ def main() -> int:
                     help="stream seconds between two delegations (the brain works in wall time: on the virtual "
                          "clock a stream second lasts ~0.1 s, so delegating much more often outruns a CPU brain)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the log and store here")
+    ap.add_argument("--wall-limit", type=float, default=0.0,
+                    help="stop the session after this many wall seconds and check the seconds it ran (0 = none)")
     a = ap.parse_args()
     real = Path(os.environ.get("PRESENCE_REAL_CLIPS", "/nonexistent")) / "real_slides.mp4"
     clip = a.clip or (real if real.exists() else DEMO_CLIP)
@@ -211,7 +214,12 @@ def main() -> int:
     built.bus.subscribe(watch)
     print(f"built in {time.perf_counter() - t_build:.1f} s", flush=True)
     wall0[0] = time.perf_counter()
+    if a.wall_limit:
+        threading.Timer(a.wall_limit, built.session.stop).start()
     result = built.session.run()
+    if result.ticks < n:
+        print(f"stopped by --wall-limit after {result.ticks} of {n} s: checking those", flush=True)
+        n = result.ticks
     wall = time.perf_counter() - wall0[0]
     disk.full = False
     built.close()
