@@ -5,6 +5,8 @@
   local-vlm       one in-process llama.cpp model (the tiny random Qwen2.5-VL GGUF + mmproj, frames)
   server-smollm2  a real ``python -m llama_cpp.server`` (SmolLM2) on loopback through the openai backend,
                   one conversation (x-session-id) per stream, requests sent concurrently
+  remote          an OpenAI-compatible server already running (``--url``, ``--model``; frames sent), e.g.
+                  vLLM serving JoyAI-VL-Interaction on a GPU: how the one-GPU estimate below is checked
 
 Per stream and second: the tick latency (from the moment the second ends to its record: waiting for a turn
 plus the model's work), whether it was skipped(busy); per run the p50/p95 over all streams, the skipped
@@ -15,6 +17,8 @@ measured token counts per tick and the stated hardware assumptions.
 
     flock /tmp/bench.lock .venv/bin/python benchmarks/many_streams.py [--seconds 20] [--streams 1,2,4,8,16]
         [--parts local-smollm2,local-vlm,server-smollm2] [--json out.json]
+    .venv/bin/python benchmarks/many_streams.py --parts remote --url http://gpu-box:8000/v1 --model joyai \
+        --streams 16,32,64,128,160,192 --seconds 60 --max-pixels 49152
 
 The tiny VLM pair is read from $PRESENCE_TEST_ASSETS (skipped when absent). Load matters: quote ``uptime``.
 """
@@ -41,7 +45,7 @@ MAX_TOKENS = 16  # a decision is a marker and at most one short line
 N_CTX = 1024  # per stream: a 20-30 s run stays well inside it
 
 
-def settings_for(part: str, server_url: str = ""):
+def settings_for(part: str, server_url: str = "", model: str = "", max_pixels: int = 112 * 112):
     from app.config import Settings
     from engine.backends.lite import smollm2_path
 
@@ -50,7 +54,7 @@ def settings_for(part: str, server_url: str = ""):
     s.backend.n_ctx = N_CTX
     s.backend.seed = 0
     s.backend.llamacpp.n_threads = 1
-    s.capture.max_pixels = 112 * 112
+    s.capture.max_pixels = max_pixels
     s.voice.speak = s.voice.listen = False
     if part == "local-smollm2":
         s.backend.name, s.backend.model = "llamacpp", smollm2_path()
@@ -58,6 +62,9 @@ def settings_for(part: str, server_url: str = ""):
         assets = Path(os.environ.get("PRESENCE_TEST_ASSETS", ""))
         s.backend.name, s.backend.model = "llamacpp", str(assets / "qwen25vl-tiny-f32.gguf")
         s.backend.mmproj = str(assets / "qwen25vl-tiny-mmproj-f32.gguf")
+    elif part == "remote":
+        s.backend.name, s.backend.url, s.backend.model = "openai", server_url, model
+        s.backend.timeout_s = 30
     else:
         s.backend.name, s.backend.url, s.backend.model = "openai", server_url, "smollm2"
         s.backend.openai.images = False
@@ -123,7 +130,8 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss) -> dict
     }
 
 
-def bench_part(part: str, streams: list[int], seconds: int, clip: Path) -> list[dict]:
+def bench_part(part: str, streams: list[int], seconds: int, clip: Path, url: str = "", model: str = "",
+               max_pixels: int = 112 * 112) -> list[dict]:
     import psutil
 
     from app.wiring import build_backend
@@ -138,12 +146,12 @@ def bench_part(part: str, streams: list[int], seconds: int, clip: Path) -> list[
 
         def rss():
             return proc.memory_info().rss
-    else:
+    else:  # in-process: this process; remote: the server's memory is not visible from here (0)
         me = psutil.Process()
 
         def rss():
-            return me.memory_info().rss
-    settings = settings_for(part, server.url if server else "")
+            return me.memory_info().rss if part != "remote" else 0
+    settings = settings_for(part, server.url if server else url, model, max_pixels)
     rows = []
     try:
         shared = build_backend(settings)
@@ -215,6 +223,9 @@ def main() -> None:
     ap.add_argument("--streams", default="1,2,4,8,16")
     ap.add_argument("--parts", default="local-smollm2,local-vlm,server-smollm2")
     ap.add_argument("--json", default="")
+    ap.add_argument("--url", default="", help="remote: the server's URL")
+    ap.add_argument("--model", default="", help="remote: the served model name")
+    ap.add_argument("--max-pixels", type=int, default=112 * 112, help="frame size sent to the model")
     a = ap.parse_args()
     streams = [int(x) for x in a.streams.split(",")]
     clip = slides_clip(max(1.0, (a.seconds + 5) / 60), seconds_per_slide=10.0, fps=2.0)
@@ -224,7 +235,7 @@ def main() -> None:
         if part == "local-vlm" and not (Path(os.environ.get("PRESENCE_TEST_ASSETS", "")) / "qwen25vl-tiny-f32.gguf").is_file():
             print("# local-vlm skipped: PRESENCE_TEST_ASSETS has no tiny Qwen2.5-VL GGUF", file=sys.stderr)
             continue
-        rows += bench_part(part, streams, a.seconds, clip)
+        rows += bench_part(part, streams, a.seconds, clip, a.url, a.model, a.max_pixels)
     print(f"# load after: {os.getloadavg()}", file=sys.stderr)
     print(f"{'part':<15} {'N':>3} {'p50 s':>7} {'p95 s':>7} {'skipped':>8} {'RSS MB':>7} {'prefill ms':>10} "
           f"{'decide ms':>9} {'new tok':>7} {'load':>5}")
@@ -236,8 +247,9 @@ def main() -> None:
         print(f"largest N with p95 < 1 s and no skips, {part}: {largest_ok([r for r in rows if r['part'] == part])}")
     text = [r for r in rows if r["part"] == "local-smollm2" and r["new_tokens_p50"]]
     text_tokens = text[0]["new_tokens_p50"] if text else 20  # measured: one turn's text + its decision
-    print(f"GPU model, JoyAI 8B bf16 on vLLM (stated hardware figures; {text_tokens} text tokens per tick measured "
-          "here, 4 decision tokens, p95 budget 200 ms):")
+    source = "measured here with SmolLM2" if text else "assumed (run local-smollm2 to measure)"
+    print(f"GPU model, JoyAI 8B bf16 on vLLM (stated hardware figures; {text_tokens} text tokens per tick {source}, "
+          "4 decision tokens, p95 budget 200 ms):")
     for name, gpu in GPUS.items():
         for frame, vis in VISION_TOKENS.items():
             for chunk in (200, 60, 20):
