@@ -73,6 +73,9 @@ class CaptureSettings:
 
     source: str = setting("", "screen[:N] | window:TITLE | webcam[:N] | a video file | a URL (\"\" = the demo clip)")
     max_pixels: int = setting(448 * 448, "frames are resized to at most this many pixels", ge=28 * 28)
+    exclude_windows: list[str] = setting(
+        list, "windows masked flat grey out of screen captures before anything sees them: each entry matches a "
+              "window whose title or application (X11 WM_CLASS) contains it, any case (Linux/X11, needs xdotool)")
 
 
 @dataclass

@@ -153,7 +153,10 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     ``exclude`` gives screen rectangles to mask out of screen captures (the app's own window); ``clock``
     replaces the real or virtual one (``build_streams`` gives each stream its manager's clock)."""
     if source is None:
-        source = parse_source(settings.capture.source or str(DEMO_CLIP), exclude=exclude)
+        from plugins.capture.exclusions import exclusion  # [capture] exclude_windows, with the own window
+
+        source = parse_source(settings.capture.source or str(DEMO_CLIP),
+                              exclude=exclusion(settings.capture.exclude_windows, exclude))
     spec = redact_url(source.label)  # a source names itself, never with its credentials
     backend = backend or build_backend(settings)
     bus = EventBus()

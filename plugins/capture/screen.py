@@ -71,6 +71,9 @@ class ScreenSource(PolledSource):
         reason = _no_display_reason()
         if reason:
             raise SourceError(reason)
+        check = getattr(self.exclude, "check", None)  # exclusions that cannot work here refuse to capture
+        if check is not None:
+            check()
         import mss
 
         try:
