@@ -169,7 +169,7 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
                 report(f"presence: retention deleted {len(forgotten.sessions)} old sessions")
         store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
         built.store_path = store_path
-        for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path)]:
+        for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path, encrypt=settings.storage.encrypt)]:
             _guard(built, sink, settings.storage, report)
         cfg = backend_config(settings)
         options = SessionOptions(
@@ -272,7 +272,8 @@ def build_streams(settings: Settings, sources: list[str], *, important: tuple[in
     backend failing to load raises, as for one session."""
     specs = [StreamSpec(f"s{i + 1}", IMPORTANT if i + 1 in important else 0) for i in range(len(sources))]
     shared = backend or build_backend(settings)
-    independent = default_backend_name(settings) == "heuristic"  # no model to share: one each
+    # no large model to share (rules; OCR + the 135M SmolLM2): one instance per stream
+    independent = default_backend_name(settings) in ("heuristic", "lite")
     try:
         views, slots = stream_backends(shared, len(sources), (lambda: build_backend(settings)) if independent else None)
     except BaseException:
