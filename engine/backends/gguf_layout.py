@@ -9,8 +9,10 @@ evaluates, in order, and never rewrites within a chunk::
     observe(1)    <|im_start|>user\\n{…<1.0 seconds>}{IMAGE}<|im_end|>\\n<|im_start|>assistant\\n
     ...
 
-A vocabulary without ChatML tokens gets a plain ``User:``/``Assistant:`` layout with the same shape.
-``{IMAGE}`` is the multimodal helper's media marker; mtmd wraps it in the model's vision tokens.
+Other families get their layout from their own chat template (``chat_layout.derive_layout``); a GGUF
+without a template falls back to ChatML when its vocabulary has the tokens, else to a plain
+``User:``/``Assistant:`` layout with the same shape. ``{IMAGE}`` is the multimodal helper's media marker;
+mtmd wraps it in the model's vision tokens.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Layout:
     sys_open: str
-    sys_close: str
+    sys_close: str  # everything between the system text and the first user text (that user turn's opener too)
     user_open: str
     user_close: str  # ends the user turn and opens the assistant turn
     asst_close: str
 
     def chunk_start(self, system: str, prefix_text: str) -> str:
-        head = f"{self.sys_open}{system}{self.sys_close}{self.user_open}"
+        head = f"{self.sys_open}{system}{self.sys_close}"
         return head + (prefix_text.strip() + "\n" if prefix_text.strip() else "")
 
     def turn(self, text: str, image_marker: str | None, first_in_chunk: bool) -> str:
@@ -39,10 +41,10 @@ class Layout:
 
 
 CHATML = Layout(
-    sys_open="<|im_start|>system\n", sys_close="<|im_end|>\n", user_open="<|im_start|>user\n",
+    sys_open="<|im_start|>system\n", sys_close="<|im_end|>\n<|im_start|>user\n", user_open="<|im_start|>user\n",
     user_close="<|im_end|>\n<|im_start|>assistant\n", asst_close="<|im_end|>\n",
 )
 
 PLAIN = Layout(
-    sys_open="System: ", sys_close="\n\n", user_open="User: ", user_close="\nAssistant: ", asst_close="\n\n",
+    sys_open="System: ", sys_close="\n\nUser: ", user_open="User: ", user_close="\nAssistant: ", asst_close="\n\n",
 )
