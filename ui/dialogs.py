@@ -69,6 +69,12 @@ class Dialogs:
         dlg.open()
         return dlg
 
+    def open_streams(self):
+        """File → Watch several sources…: a window of its own, one stream per source on one model."""
+        from ui.streams_window import open_streams_window
+
+        return open_streams_window(self.controller.settings, parent=self.parent)
+
     def open_sessions(self):
         """File → Sessions…: the recorded sessions; Open shows one read-only in the window."""
         from ui.sessions_dialog import SessionsDialog

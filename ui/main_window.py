@@ -206,6 +206,9 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_act)
         file_menu.addAction(QAction("Export…", self, triggered=d.export_dialog))
+        file_menu.addAction(QAction("Watch several sources…", self, triggered=lambda: d.open_streams(),
+                                    toolTip="One stream per source on one loaded model: a timeline each, one "
+                                    "transcript"))
         file_menu.addAction(QAction("Sessions…", self, triggered=lambda: d.open_sessions(),
                                     toolTip="Recorded sessions: open, delete, apply retention"))
         for key, kind in (("Ctrl+Shift+S", "speak"), ("Ctrl+Shift+Q", "silent"), ("Ctrl+Shift+R", "reply"),

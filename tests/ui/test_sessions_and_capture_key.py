@@ -122,3 +122,16 @@ def test_pause_capture_key_works_from_outside_the_window_and_reads_nothing(qtbot
     skipped = [e for e in win.events if e["type"] == "skipped" and e.get("reason") == "paused"]
     assert len(skipped) >= 2
     assert not win.capture_key.is_global  # the key is let go when the session ends
+
+
+def test_file_menu_opens_the_sessions_list_and_the_several_sources_window(window):
+    from ui.sessions_dialog import SessionsDialog
+    from ui.streams_window import StreamsWindow
+
+    actions = {a.text(): a for a in window.menuBar().actions()[0].menu().actions()}
+    actions["Sessions…"].trigger()
+    actions["Watch several sources…"].trigger()
+    assert window.findChild(SessionsDialog) is not None
+    streams = window.findChild(StreamsWindow)
+    assert streams is not None and streams.isVisible()
+    streams.close()
