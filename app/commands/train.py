@@ -115,6 +115,44 @@ def _export_gguf(args) -> int:
     return EXIT_OK
 
 
+def cmd_grpo(args) -> int:
+    """GRPO from an SFT checkpoint (training/rl; --npo, --autonpo, --rlsd switch the add-ons on)."""
+    try:
+        from training.rl.config import RLConfig, RolloutConfig
+        from training.rl.run import SYMBOLSTREAM, make_symbolstream_sft, train_grpo
+        from training.rl.trainer import RLError
+    except ImportError as exc:
+        return _err(EXIT_USAGE, f"training needs torch and transformers: pip install 'presence[vlm,train]' ({exc})")
+    init = args.init
+    if args.init_symbolstream:
+        if args.data != [SYMBOLSTREAM]:
+            return _err(EXIT_USAGE, "--init-symbolstream goes with --data symbolstream")
+        init = str(Path(args.out) / "init")
+        if not args.resume:
+            make_symbolstream_sft(init, steps=args.init_symbolstream, seed=args.seed)
+    if not init:
+        return _err(EXIT_USAGE, "give --init DIR (an SFT checkpoint, e.g. RUN/model of presence train sft)")
+    try:
+        cfg = RLConfig(init=init, data=list(args.data), out=args.out, steps=args.steps, lr=args.lr, seed=args.seed,
+                       window=(args.window[0], args.window[1]), mode=args.mode, save_every=args.save_every,
+                       threads=args.threads, rollout=RolloutConfig(group=args.group, temperature=args.temperature))
+    except ValueError as exc:
+        return _err(EXIT_USAGE, str(exc))
+    cfg.npo.enabled, cfg.autonpo.enabled, cfg.rlsd.enabled = args.npo, args.autonpo, args.rlsd
+    try:
+        res = train_grpo(cfg, resume=args.resume, heldout=args.heldout or None, bar=not args.quiet,
+                         progress=None if args.quiet else print)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"interrupted: checkpoint in {Path(args.out) / 'checkpoint'}; continue with --resume\n")
+        return EXIT_INTERRUPTED
+    except RLError as exc:
+        return _err(EXIT_MODEL if "cannot load" in str(exc) else EXIT_USAGE, str(exc))
+    keys = ("reward", "success", "sw_f1", "po_hit_rate", "duplicate_rate", "false_alarms_per_min")
+    print("held-out: " + ", ".join(f"{k} {res.get(k)}" for k in keys))
+    print(f"wrote {Path(args.out) / 'model'}")
+    return EXIT_OK
+
+
 def cmd_eval(args) -> int:
     from app.commands.eval import cmd_run
 
@@ -173,4 +211,26 @@ def register(sub) -> None:
     v.add_argument("--config", default=None)
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_eval)
+    g = tsub.add_parser("grpo", help="GRPO on live episodes from an SFT checkpoint (NPO, AutoNPO, RLSD add-ons)")
+    g.add_argument("--init", default="", help="the SFT checkpoint (RUN/model of presence train sft)")
+    g.add_argument("--init-symbolstream", type=int, default=0, metavar="STEPS",
+                   help="with --data symbolstream: build the tiny proxy model and SFT it this many steps first")
+    g.add_argument("--data", nargs="+", required=True, help="dataset folders, or 'symbolstream' (the CPU proxy)")
+    g.add_argument("--heldout", nargs="*", default=[], help="held-out dataset folders (default: every fifth clip)")
+    g.add_argument("--out", required=True, help="run folder (checkpoint/, model/, metrics.jsonl)")
+    g.add_argument("--steps", type=int, default=100, help="optimizer updates in all (NPO's scout included)")
+    g.add_argument("--group", type=int, default=8, help="rollouts per window (4–16)")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--lr", type=float, default=1e-5)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--window", type=int, nargs=2, default=[20, 60], metavar=("MIN", "MAX"), help="ticks per episode")
+    g.add_argument("--mode", default="prompt", choices=["prompt", "native"], help="system prompt the episodes carry")
+    g.add_argument("--npo", action="store_true", help="NPO: a scout run's guides for gated windows")
+    g.add_argument("--autonpo", action="store_true", help="AutoNPO: roll back with guides on a plateau")
+    g.add_argument("--rlsd", action="store_true", help="RLSD: a frozen teacher with the annotation weights tokens")
+    g.add_argument("--save-every", type=int, default=10)
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    g.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint (same rollouts and RNG)")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_grpo)
     p.set_defaults(func=lambda a: _err(EXIT_USAGE, "choose a subcommand: presence train sft | export | eval"))
