@@ -1,7 +1,8 @@
 """The ``heuristic`` backend: no model, deterministic rules. The baseline for tests and benchmarks.
 
 Responds when the scene differs substantially from the last frame it *responded* to — so a slow
-fade gives one response (the drift accumulates against a fixed reference) and sensor noise none —
+fade gives one response (the drift accumulates against a fixed reference) and sensor noise or codec
+flicker none, while a change of colour at equal brightness counts (engine.frames, the shared measure) —
 and names what is new: the OCR headline of the new screen when rapidocr is installed, so consecutive
 replies differ and dedup does not swallow them. When the standing query asks to watch for a word or
 phrase ("tell me when SOLD OUT appears"), it responds the first second OCR finds it.
@@ -9,6 +10,7 @@ phrase ("tell me when SOLD OUT appears"), it responds the first second OCR finds
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -17,21 +19,20 @@ import numpy as np
 from engine.backends.base import Backend, BackendConfig, BackendStats, HeuristicOptions
 from engine.context import ChunkPrefix, Turn
 from engine.frames import MotionMeter, changed_fraction, thumbnail
-from engine.perception import ocr
+from engine.perception import instructions, ocr
 from engine.protocol import neutralize
 
-_WATCH = re.compile(
-    r"(?:tell me|let me know|alert me|notify me|warn me|say)\s+(?:when|if|once|as soon as)\s+"
-    r"(?:the\s+(?:word|text|phrase)\s+)?[\"'“]?(?P<phrase>.+?)[\"'”]?\s+"
-    r"(?:appears|shows up|is shown|is displayed|comes up|is on screen|pops up)",
-    re.IGNORECASE,
-)
 
-
+@functools.lru_cache(maxsize=64)  # asked every tick with the same standing query
 def watched_phrase(query: str) -> str:
-    """The phrase a query asks to watch for, or ''. ("tell me when SOLD OUT appears" → "SOLD OUT")."""
-    m = _WATCH.search(query or "")
-    return m.group("phrase").strip(" .!\"'") if m else ""
+    """The phrase a query asks to watch for, as the user wrote it, or ''. ("tell me when SOLD OUT appears"
+    → "SOLD OUT"). Read by the one instruction parser lite uses, so both backends know the same phrasings."""
+    plan = instructions.parse(query or "")
+    phrases = [p.phrase for p in (plan.parts or [plan]) if p.kind == "watch" and p.phrase and not p.subject]
+    if not phrases:
+        return ""
+    m = re.search(re.escape(phrases[0]), query, re.IGNORECASE)
+    return m.group(0) if m else phrases[0]
 
 
 def _norm(s: str) -> str:

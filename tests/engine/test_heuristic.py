@@ -58,3 +58,11 @@ def test_watched_phrase_parsing():
     assert watched_phrase("Let me know if the word 'error' shows up.") == "error"
     assert watched_phrase("alert me as soon as “Checkout complete” is displayed") == "Checkout complete"
     assert watched_phrase("what is on the screen?") == ""
+
+
+def test_watched_phrase_knows_the_alert_verbs_of_the_one_parser():
+    # the heuristic reads watch instructions with lite's parser (engine.perception.instructions)
+    assert watched_phrase("ping me when SOLD OUT appears") == "SOLD OUT"
+    assert watched_phrase("warn me if the word ERROR appears") == "ERROR"
+    assert watched_phrase("tell me when the battery is low") == ""  # a state of a named thing, not a phrase
+    assert watched_phrase("Tell me when the word ERROR appears or 2 minutes have passed.") == "ERROR"
