@@ -113,36 +113,122 @@ END;
 BUSY_TIMEOUT_MS = 30_000  # another process holding the write lock is waited for, not failed on
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every plain SQLite file
+
+
+def _cipher():
+    """SQLCipher's DB-API module (``presence[encrypt]``: sqlcipher3), or None when not installed."""
+    try:
+        from sqlcipher3 import dbapi2
+    except ImportError:
+        return None
+    return dbapi2
+
+
+def _looks_encrypted(path: Path) -> bool:
+    """A non-empty file that is not plain SQLite: an encrypted store, or not a store at all."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False
+    return bool(head) and head != SQLITE_MAGIC
+
+
+def is_store_file(path: Path) -> bool:
+    """A session store by its first bytes: plain SQLite, or binary that is no JSONL log (a log starts with
+    ``{``) — an encrypted store, which only its key can confirm."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False
+    return head == SQLITE_MAGIC or (bool(head) and head[:1] not in b"{ \t\r\n\xef")
+
+
 class SqliteStore:
     """The session store (0600). One writer (the session); readers may open the file concurrently (WAL).
     Each event is one transaction — the session row goes in with ``session_started`` — so the store
-    never holds half an event and a session is never listed without its first second."""
+    never holds half an event and a session is never listed without its first second.
+
+    ``encrypt`` creates a new store encrypted with SQLCipher (every page, the WAL included; the key
+    from ``engine.store_key``); an existing encrypted store is recognised and opened with the key
+    wherever it is opened (replay, session lists, ``ask``)."""
 
     durable = True
 
-    def __init__(self, path: str | Path, readonly: bool = False):
+    def __init__(self, path: str | Path, readonly: bool = False, encrypt: bool = False):
         """``readonly`` opens an existing store for reading only (replay): it never writes, not even
         the schema, so a recorded session cannot be changed by looking at it."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.encrypted = False
+        cipher = _cipher()
+        self._errors: tuple = (sqlite3.Error,) + ((cipher.Error,) if cipher else ())
         try:
             if readonly:
-                uri = self.path.resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+                self._db = self._connect(readonly=True)
                 return
             if self.path.is_dir():
                 raise SinkError(f"cannot open the session store {self.path}: it is a directory")
             private_dir(self.path)
+            fresh = not self.path.exists() or self.path.stat().st_size == 0
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
-                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            if fresh and encrypt:
+                from engine.store_key import key_for_new_store
+
+                self._db = self._connect(readonly=False, keys=[key_for_new_store(self.path)])
+            else:
+                self._db = self._connect(readonly=False)
+                if encrypt and not self.encrypted and not fresh:
+                    raise SinkError(f"cannot open the session store {self.path}: it is not encrypted and "
+                                    "[storage] encrypt is on — give a new store file")
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *self._errors) as exc:
+            if isinstance(exc, SinkError):
+                raise
             raise SinkError(f"cannot open the session store {self.path}: {_describe(exc)}") from None
+
+    def _connect(self, readonly: bool, keys: list[str] | None = None):
+        """A connection to the file: plain SQLite, or SQLCipher with the first key that opens it."""
+        target = self.path.resolve().as_uri() + "?mode=ro" if readonly else str(self.path)
+        opts = dict(uri=readonly, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        if keys is None and not _looks_encrypted(self.path):
+            return sqlite3.connect(target, **opts)
+        cipher = _cipher()
+        if cipher is None:
+            raise SinkError(f"cannot open the session store {self.path}: not a database, or an encrypted store "
+                            "and sqlcipher3 is not installed (pip install 'presence[encrypt]')")
+        if keys is None:
+            from engine.store_key import candidate_keys
+
+            keys = candidate_keys(self.path)
+        for key in keys:
+            db = cipher.connect(target, **opts)
+            try:
+                db.execute(f"PRAGMA key = \"x'{key}'\"")  # a raw 256-bit key: no passphrase stretching
+                db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            except cipher.DatabaseError:
+                db.close()
+                continue
+            self.encrypted = True
+            return db
+        raise SinkError(f"cannot open the session store {self.path}: not a database, or encrypted and no key "
+                        "for it is available here (OS keyring or .presence-store.key beside it)")
+
+    def _rows(self, sql: str, args) -> list:
+        """A read; SQLCipher's errors are raised as sqlite3's, so callers catch one kind."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except self._errors as exc:
+                if isinstance(exc, sqlite3.Error):
+                    raise
+                raise sqlite3.DatabaseError(str(exc)) from None
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -156,7 +242,7 @@ class SqliteStore:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, *self._errors) as exc:
                 raise SinkError(f"cannot write the session store {self.path}: {_describe(exc)}") from None
 
     def _write(self, event: Event) -> None:
@@ -183,8 +269,7 @@ class SqliteStore:
         if type_:
             q += " AND type=?"
             args.append(type_)
-        with self._lock:
-            rows = self._db.execute(q + " ORDER BY id", args).fetchall()
+        rows = self._rows(q + " ORDER BY id", args)
         return [json.loads(r[0]) for r in rows]
 
     def search(self, text: str, session: str | None = None, limit: int = 20) -> list[Event]:
@@ -196,15 +281,12 @@ class SqliteStore:
             args.append(session)
         q += " ORDER BY rank LIMIT ?"
         args.append(limit)
-        with self._lock:
-            rows = self._db.execute(q, args).fetchall()
+        rows = self._rows(q, args)
         return [json.loads(r[0]) for r in rows]
 
     def sessions(self) -> list[dict]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT session, started_wall, source, backend, ended_wall FROM sessions ORDER BY started_wall"
-            ).fetchall()
+        rows = self._rows("SELECT session, started_wall, source, backend, ended_wall FROM sessions "
+                          "ORDER BY started_wall", ())
         keys = ("session", "started_wall", "source", "backend", "ended_wall")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 

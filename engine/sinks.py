@@ -38,6 +38,9 @@ class StorageOptions:
                                     "(0 = keep them)", ge=0.0)
     max_gb: float = setting(0.0, "keep the recorded sessions under this many GB, oldest deleted first (0 = no limit)",
                             ge=0.0)
+    encrypt: bool = setting(
+        False, "encrypt new session stores with SQLCipher (pip install 'presence[encrypt]'); the key is kept in the "
+               "OS keyring, or in a 0600 .presence-store.key beside the stores when there is no keyring")
     keep_frames_for_training: bool = setting(
         False, "also store the frames the model saw, so corrections can train a model (more disk; deleted with "
                "the session)")

@@ -23,7 +23,7 @@ def test_a_file_that_is_not_a_store(tmp_path):
     store.write_bytes(b"not a database at all " * 200)
     r = ask(store)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert r.stderr.startswith("presence: error: cannot read the session store") and "not a database" in r.stderr
+    assert r.stderr.startswith("presence: error: cannot open the session store") and "not a database" in r.stderr
 
 
 def test_a_store_with_damaged_event_pages(tmp_path):

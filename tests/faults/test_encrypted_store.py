@@ -1,0 +1,84 @@
+"""``[storage] encrypt = true``: the session store is SQLCipher-encrypted at rest. Its files (the WAL
+included) hold none of the recorded text, while a plain store does (the control); the app's readers
+open it with the key; without the key, opening it is one line. Here no OS keyring backend exists, so
+the key goes to the documented fallback: a 0600 ``.presence-store.key`` beside the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.wiring import DEMO_CLIP
+from engine.store_key import KEY_FILE
+
+pytest.importorskip("sqlcipher3", reason="sqlcipher3 (presence[encrypt]) not installed")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def presence(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def record(folder: Path, encrypt: bool) -> tuple[Path, list[str]]:
+    """A 6-second session into ``folder``; returns the store and the texts it recorded (from the log)."""
+    folder.mkdir()
+    store, log = folder / "s.sqlite", folder / "run.jsonl"
+    r = presence("run", "--headless", "--fast", "--no-speak", "--quiet", "--source", str(DEMO_CLIP), "--backend",
+                 "heuristic", "--duration", "6", "--log", str(log), "--store", str(store),
+                 "--set", f"storage.encrypt={str(encrypt).lower()}")
+    assert r.returncode == 0, r.stderr
+    texts = [e["text"] for e in map(json.loads, log.read_text().splitlines()) if e.get("text")]
+    assert texts and "session_started" in log.read_text()
+    return store, texts + [DEMO_CLIP.name]
+
+
+def on_disk(store: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in store.parent.glob(store.name + "*"))
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    base = tmp_path_factory.mktemp("enc")
+    return record(base / "plain", False), record(base / "secret", True)
+
+
+def test_the_store_files_hold_no_plaintext(stores):
+    (plain, texts), (secret, _) = stores
+    assert all(t.encode() in on_disk(plain) for t in texts)  # control: a plain store holds them all
+    assert not any(t.encode() in on_disk(secret) for t in texts)
+    assert not secret.read_bytes().startswith(b"SQLite format 3")
+    key = secret.parent / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.read_bytes() not in on_disk(secret)
+
+
+def test_sessions_and_ask_read_it_with_the_key(stores):
+    (_plain, _), (secret, texts) = stores
+    r = presence("sessions", "--store", str(secret))
+    assert r.returncode == 0 and r.stderr == "" and "heuristic" in r.stdout and "6 s" in r.stdout, r
+    session = r.stdout.split()[0]
+    r = presence("ask", "--store", str(secret), session, "what was shown at 0:02?")
+    assert r.returncode == 0 and r.stderr == "" and "[00:0" in r.stdout, r
+
+
+@pytest.mark.xfail(strict=True, reason="app/replay.py tells a store from a log by the plain SQLite header; "
+                                       "it should use engine.log.is_store_file (a change asked of the lead)")
+def test_replay_reads_it_with_the_key(stores):
+    (_plain, _), (secret, _) = stores
+    r = presence("replay", str(secret))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_without_the_key_it_is_one_line(stores, tmp_path):
+    (_plain, _), (secret, _) = stores
+    alone = tmp_path / "copied.sqlite"  # the store copied away from its key
+    alone.write_bytes(secret.read_bytes())
+    r = presence("ask", "--store", str(alone), "x", "what was shown?")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "encrypted and no key" in r.stderr and "Traceback" not in r.stderr
