@@ -16,13 +16,17 @@ invalidated and each tick costs only its own turn plus its decision.
 
 from __future__ import annotations
 
-from collections import deque
+import hashlib
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.options import setting
+
 QUERY_HEADER = "[User Query (IMPORTANT — follow this instruction)]"
 QA_HISTORY_WINDOW = 40
+HINT_HEADER = "[Perception]"
 
 
 def time_marker(t: float) -> str:
@@ -46,14 +50,62 @@ class Turn:
     notes: list[str] = field(default_factory=list)
     change: float = 1.0
     standing_query: str = ""  # the query in force (for backends that keep no history, e.g. heuristic)
+    hint: str = ""  # perception hint line (PerceptionHints), "" when hints are off
 
     def text_before_image(self) -> str:
-        """Everything textual in the turn, in the adapter's order: notes, query header, time marker."""
+        """Everything textual in the turn, in the adapter's order: notes, hint, query header, time marker."""
         parts = list(self.notes)
+        if self.hint:
+            parts.append(self.hint)
         if self.query:
             parts.append(f"{QUERY_HEADER}\n{self.query}")
         parts.append(time_marker(self.t))
         return "\n".join(parts)
+
+
+@dataclass
+class HintOptions:
+    """Perception hints: the frame's change score and its OCR text written into each turn as one line of
+    text, for small VLMs that cannot read a frame at the size they are shown it (docs/training.md)."""
+
+    perception_hints: bool = setting(False, "write the change score and the screen's OCR text into each turn "
+                                            "(for small models trained with them)")
+    max_chars: int = setting(80, "longest OCR text a hint carries", ge=8, le=1000)
+
+
+def perception_hint(change: float, text: str, max_chars: int = 80) -> str:
+    """``[Perception] change 7.2%; text: SALIDA`` — the change score (the session's shared measure, in
+    percent) and the frame's text lines joined with `` | `` (``no text`` when OCR found none)."""
+    text = " ".join(text.split())[:max_chars]
+    return f"{HINT_HEADER} change {100 * max(0.0, change):.1f}%; " + (f"text: {text}" if text else "no text")
+
+
+class PerceptionHints:
+    """Fills ``Turn.hint`` from the turn's own pixels and change score, so every backend that renders
+    the turn (``text_before_image``) shows the same line, live and in training. OCR (the ``lite``
+    backend's fast reader) runs once per distinct frame (a hash of its pixels): a pure function of the
+    frame, so replaying a clip gives the same hints."""
+
+    def __init__(self, options: HintOptions | None = None, cache: int = 256):
+        self.options = options or HintOptions()
+        self._cache: OrderedDict[bytes, str] = OrderedDict()
+        self._size = cache
+
+    def annotate(self, turn: Turn) -> Turn:
+        if turn.pixels is not None:
+            turn.hint = perception_hint(turn.change, self._text(turn.pixels), self.options.max_chars)
+        return turn
+
+    def _text(self, pixels: np.ndarray) -> str:
+        key = hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).digest()
+        if key not in self._cache:
+            from engine.perception import fast_ocr
+
+            self._cache[key] = " | ".join(ln.text for ln in fast_ocr.read_lines(pixels))
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.context import HintOptions
+from engine.frames import DEFAULT_MAX_PIXELS
 from training.weights import WeightConfig
 
 
@@ -54,3 +56,5 @@ class TrainConfig:
     delegation: bool = True
     threads: int = 0  # torch CPU threads (0 = torch's default); 1 is fastest on a shared, busy machine
     shuffle_labels: bool = False  # negative control: permute each clip's decisions across its seconds
+    hints: HintOptions = field(default_factory=HintOptions)  # perception hints in the turns (off by default)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the session's frame size ([capture] max_pixels): train as it will run

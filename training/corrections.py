@@ -35,8 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.backends.base import Backend, BackendConfig, BackendStats
-from engine.context import ChunkPrefix, Turn
+from engine.backends.base import Backend
+from engine.context import Turn
+from engine.eval.hints import WrappedBackend
 from engine.events import EventType
 from engine.protocol import normalize
 
@@ -184,35 +185,17 @@ class CorrectionStore:
                 self._db = None
 
 
-class FrameKeepingBackend(Backend):
+class FrameKeepingBackend(WrappedBackend):
     """Wraps a backend and stores every tick's model-sized frame while "keep frames" is on."""
 
     def __init__(self, inner: Backend, store: CorrectionStore, session: str):
-        self.inner, self.store, self.session = inner, store, session
-        self.name, self.wants_frames = inner.name, inner.wants_frames
-
-    def load(self, config: BackendConfig) -> None:
-        self.inner.load(config)
-
-    def start_chunk(self, prefix: ChunkPrefix) -> None:
-        self.inner.start_chunk(prefix)
+        super().__init__(inner)
+        self.store, self.session = store, session
 
     def observe(self, turn: Turn) -> None:
         if turn.pixels is not None and self.store.keep_frames(self.session):
             self.store.add_frame(self.session, turn.t, turn.pixels)
         self.inner.observe(turn)
-
-    def decide(self, max_tokens: int = 128) -> Iterator[str]:
-        return self.inner.decide(max_tokens)
-
-    def commit(self, text: str) -> None:
-        self.inner.commit(text)
-
-    def stats(self) -> BackendStats:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def export_session(store: CorrectionStore, session: str, out_dir: str | Path, standing_weight: float = 0.5,

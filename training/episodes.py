@@ -26,8 +26,9 @@ from engine.backends.base import BackendConfig
 from engine.backends.torch_context import TorchContext
 from engine.backends.torch_vlm import TorchBackend
 from engine.clock import VirtualClock
-from engine.context import ChunkPrefix, Turn
+from engine.context import ChunkPrefix, HintOptions, Turn
 from engine.eval.clipsource import ClipSource
+from engine.eval.hints import with_hints
 from engine.session import Session, SessionOptions
 from training.dataset import Annotation
 from training.loss import IGNORE
@@ -120,8 +121,11 @@ class LayoutRecorder(TorchBackend):
         self.chunks[-1].labels[self._t] = (start, start + n)
 
 
-def layout_clip(model, processor, ann: Annotation, options: SessionOptions | None = None) -> list[ChunkLayout]:
-    """Play ``ann``'s clip through the session into the recorder; one layout per chunk."""
+def layout_clip(model, processor, ann: Annotation, options: SessionOptions | None = None,
+                hints: HintOptions | None = None) -> list[ChunkLayout]:
+    """Play ``ann``'s clip through the session into the recorder; one layout per chunk. With
+    ``hints.perception_hints`` the turns carry perception hints, through the same wrapper a live
+    session or the eval runner uses."""
     rec = LayoutRecorder(ann.decisions())
     cfg = BackendConfig(model="layout")
     cfg.kv.fast_attention = False  # attach() sets the model's attention: stock SDPA, which training runs
@@ -129,7 +133,8 @@ def layout_clip(model, processor, ann: Annotation, options: SessionOptions | Non
     opts = options or SessionOptions()
     opts.duration_s = float(ann.duration)
     opts.source_label = str(ann.video)
-    session = Session(rec, ClipSource(ann.video), clock=VirtualClock(), options=opts)
+    backend = with_hints(rec, bool(hints and hints.perception_hints), hints)
+    session = Session(backend, ClipSource(ann.video), clock=VirtualClock(), options=opts)
     for q in ann.questions:
         session.submit_query(q.content, source="dataset", at=float(q.t))
     result = session.run()

@@ -92,8 +92,8 @@ def build_episodes(model, processor, anns: list[Annotation], cfg: TrainConfig,
     for ann in anns:
         if cfg.shuffle_labels:
             ann = shuffled(ann, rng)
-        opts = SessionOptions(mode=cfg.mode, delegation=cfg.delegation)
-        chunks = layout_clip(_base(model), processor, ann, opts)
+        opts = SessionOptions(mode=cfg.mode, delegation=cfg.delegation, max_pixels=cfg.max_pixels)
+        chunks = layout_clip(_base(model), processor, ann, opts, cfg.hints)
         eps = episodes(chunks, ann, rng, cfg.weights, *cfg.window)
         out.extend(eps)
         if progress:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from engine.backends.base import Backend
 from engine.clock import VirtualClock
+from engine.context import HintOptions
 from engine.eval import metrics
 from engine.eval.clipsource import ClipSource
+from engine.eval.hints import with_hints
 from engine.events import EventBus, EventType
 from engine.session import Session, SessionOptions
 
@@ -107,11 +109,12 @@ def run_clip(video: Path, ann: dict, backend: Backend, options: SessionOptions |
 
 def run_suite(suite_dir: str | Path, factory: BackendFactory, backend_name: str, model: str = "",
               quick: bool = False, only: str = "", progress: Callable[[str], None] | None = None,
-              options_factory: Callable[[], SessionOptions] | None = None) -> SuiteRun:
+              options_factory: Callable[[], SessionOptions] | None = None,
+              hints: HintOptions | None = None) -> SuiteRun:
     run = SuiteRun(backend_name, model)
     t0 = time.perf_counter()
     for video, ann in load_suite(suite_dir, quick, only):
-        backend = factory()
+        backend = with_hints(factory(), bool(hints and hints.perception_hints), hints)
         try:
             cr = run_clip(video, ann, backend, options_factory() if options_factory else None)
             _add_counters(run, backend)

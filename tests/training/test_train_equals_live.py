@@ -15,7 +15,9 @@ from engine.backends.base import BackendConfig  # noqa: E402
 from engine.backends.torch_loading import load_model  # noqa: E402
 from engine.backends.torch_vlm import TorchBackend  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
+from engine.context import HINT_HEADER, HintOptions  # noqa: E402
 from engine.eval.clipsource import ClipSource  # noqa: E402
+from engine.eval.hints import with_hints  # noqa: E402
 from engine.session import Session, SessionOptions  # noqa: E402
 from training.dataset import read_dataset  # noqa: E402
 from training.episodes import layout_clip  # noqa: E402
@@ -58,33 +60,39 @@ class ForcedLive(TorchBackend):
         super().commit(self.gold[self.t])
 
 
-def _live(model_dir, ann):
+def _live(model_dir, ann, hints: bool = False):
     loaded = load_model(str(model_dir), "cpu", "float32")
     b = ForcedLive(ann.decisions())
     b.attach(loaded.model, loaded.processor, BackendConfig(model=str(model_dir), greedy=True), "cpu")
     opts = SessionOptions(duration_s=float(ann.duration), max_tokens=4)  # short lines: cheap, still rolled back
-    s = Session(b, ClipSource(ann.video), clock=VirtualClock(), options=opts)
+    s = Session(with_hints(b, hints), ClipSource(ann.video), clock=VirtualClock(), options=opts)
     for q in ann.questions:
         s.submit_query(q.content, at=float(q.t))
     assert s.run().error is None
     return b
 
 
-@pytest.mark.parametrize("family", ["tiny25", "tiny3"])
-def test_training_layout_equals_live_context(family, request, small_suite):
+@pytest.mark.parametrize(("family", "hints"), [("tiny25", False), ("tiny3", False), ("tiny25", True)])
+def test_training_layout_equals_live_context(family, hints, request, small_suite):
     model_dir = request.getfixturevalue(family)
     anns, _ = read_dataset(small_suite)
     ann = next(a for a in anns if a.responses and any(r.delegate for r in a.responses))
     ann.duration = 14  # a query, a delegated answer (at 5–10 s) and silences keep the test short
     ann.responses = [r for r in ann.responses if r.t < 14]
     assert ann.responses, "the clip must carry a decision to commit"
-    live = _live(model_dir, ann)
+    if hints:
+        pytest.importorskip("rapidocr", reason="perception hints read the frame's text with rapidocr")
+    live = _live(model_dir, ann, hints)
     loaded = load_model(str(model_dir), "cpu", "float32")
-    (chunk,) = layout_clip(loaded.model, loaded.processor, ann)
+    (chunk,) = layout_clip(loaded.model, loaded.processor, ann, hints=HintOptions(perception_hints=hints))
     train_ids = [i for s in chunk.segments for i in s.ids]
     train_pos = torch.cat([s.positions for s in chunk.segments], dim=1)  # [3, L]
     live_ids = live.context_ids()
     assert train_ids == live_ids
+    text = loaded.processor.tokenizer.decode(train_ids)
+    assert (HINT_HEADER in text) == hints  # the hint lines are in both, token for token, or in neither
+    if hints:
+        assert "text: Working notes" in text  # the delegation clip's note, read by OCR
     held = len(live.ids)  # the live cache holds all but the last decision (queued for the next turn)
     assert held < len(live_ids)  # and it did generate and roll back: the test covers the commit path
     live_pos = torch.cat(live.pos, dim=1)
