@@ -8,6 +8,7 @@ Settings reach ``run`` from the schema in ``app/config.py``: file < environment 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -141,6 +142,25 @@ def cmd_run(args) -> int:
     return run_headless(settings, args)
 
 
+@contextlib.contextmanager
+def ending_signals(stop):
+    """Ctrl-C, kill and a closed terminal all call ``stop`` (the session ends cleanly, session_ended is
+    written); yields the signals received, so the process can exit 128 + the signal's number, as shells expect."""
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        stop()
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run_headless(settings, args) -> int:
     from app.timeline_printer import TimelinePrinter
     from app.wiring import build_session
@@ -160,22 +180,11 @@ def run_headless(settings, args) -> int:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
     if args.query:
         built.session.submit_query(args.query, source="cli", at=0.0 if args.fast else None)
-    # Ctrl-C, kill and a closed terminal all end the session cleanly (session_ended is written), then the
-    # process exits 128 + the signal's number, as shells expect.
-    received: list[int] = []
-
-    def on_signal(signum, _frame) -> None:
-        received.append(signum)
-        built.session.stop()
-
-    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    previous = {s: signal.signal(s, on_signal) for s in handled}
-    try:
-        result = built.session.run()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        built.close()
+    with ending_signals(built.session.stop) as received:
+        try:
+            result = built.session.run()
+        finally:
+            built.close()
     if result.error_kind == "source":
         return fail(EXIT_SOURCE, result.error or "source error")
     if result.error_kind == "backend":
@@ -224,20 +233,11 @@ def run_streams(settings, args, sources: list[str]) -> int:
             one.bus.subscribe(TimelinePrinter(_Prefixed(sys.stdout, f"{spec.name} ")))
         if args.query:
             one.session.submit_query(args.query, source="cli", at=0.0 if args.fast else None)
-    received: list[int] = []
-
-    def on_signal(signum, _frame) -> None:
-        received.append(signum)
-        manager.stop()
-
-    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    previous = {s: signal.signal(s, on_signal) for s in handled}
-    try:
-        results = manager.run()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        built.close()
+    with ending_signals(manager.stop) as received:
+        try:
+            results = manager.run()
+        finally:
+            built.close()
     codes = []
     for spec, result, error in zip(manager.specs, results, manager.errors, strict=True):
         if result is None and error is not None:  # it never started, and said so then
