@@ -125,14 +125,14 @@ def cmd_run(args) -> int:
         validate(settings)
     except ConfigError as exc:
         return fail(EXIT_USAGE, str(exc))
-    sources = getattr(args, "capture.source", None) or []
-    if len(sources) > 1:
-        return run_streams(settings, args, sources)
-    live = settings.capture.source.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https")
+    sources = getattr(args, "capture.source", None) or [settings.capture.source]
+    live = any(src.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https") for src in sources)
     if args.fast and live:
         return fail(EXIT_USAGE, "--fast needs a video file (a live source cannot run faster than real time)")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         return fail(EXIT_USAGE, "--duration must be positive (seconds)")
+    if len(sources) > 1:
+        return run_streams(settings, args, sources)
     if not args.headless:
         from app.gui import display_available, run_gui
 
@@ -208,11 +208,6 @@ def run_streams(settings, args, sources: list[str]) -> int:
     from engine.backends.base import BackendError
     from engine.log import SinkError
 
-    live = [s for s in sources if s.split(":")[0] in ("screen", "webcam", "window", "rtsp", "http", "https")]
-    if args.fast and live:
-        return fail(EXIT_USAGE, "--fast needs video files (a live source cannot run faster than real time)")
-    if args.duration is not None and not (args.duration > 0 and args.duration != float("inf")):
-        return fail(EXIT_USAGE, "--duration must be positive (seconds)")
     bad = [n for n in args.important if not 1 <= n <= len(sources)]
     if bad:
         return fail(EXIT_USAGE, f"--important {bad[0]}: there are {len(sources)} streams (1..{len(sources)})")
