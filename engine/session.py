@@ -3,7 +3,7 @@
 Tick ``t`` (t = 0, 1, 2, …) covers stream time [t, t+1) and sees the last frame captured in it.
 Every tick gets exactly one record: a ``decision``, or ``skipped`` with a reason (``busy``: the
 backend is still working on an earlier tick; ``no_frame``: nothing was captured in that second;
-``backend_error``). One backend call is in flight at a time; stale frames are dropped, never queued.
+``backend_error``; ``tick``: with ``tick_s`` 2, the second between two decided ones). One backend call is in flight at a time; stale frames are dropped, never queued.
 
 Two drivers share one ``_tick``:
 
@@ -86,6 +86,7 @@ class SessionOptions:
     talk: TalkOptions = field(default_factory=TalkOptions)
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     keep_summary_frames: bool = True
+    tick_s: int = 1  # [backend] tick_s: decide every tick_s-th second; the others are skipped(tick)
 
 
 @dataclass
@@ -279,7 +280,8 @@ class Session:
             if exhausted and not got_frame and ahead is None:
                 break
             self.clock.sleep_until(t)
-            self._tick(t, self.sampler.take(before=t + 1))
+            # an off-beat second leaves its frame to the next decided one (the sampler keeps the latest)
+            self._tick(t, None if self._off_beat(t) else self.sampler.take(before=t + 1))
             t += 1
         self.source.close()
         if failure is not None:
@@ -331,6 +333,10 @@ class Session:
                     self._skip(t, "paused")
                     t += 1
                     continue
+                if self._off_beat(t):  # before the busy check: an off-beat second is never a busy one
+                    self._skip(t, "tick")
+                    t += 1
+                    continue
                 sampled = self.sampler.take(before=t + 1)
                 if in_flight is not None and not in_flight.done():
                     self._skip(t, "busy")
@@ -376,9 +382,16 @@ class Session:
                 self.bus.publish(t, QueryReceived(text=self.queries.standing, source=src))
         return changed
 
+    def _off_beat(self, t: int) -> bool:
+        """With ``tick_s`` 2 (slow hardware) only even seconds are decided; the frame and any instruction of
+        an odd second wait for the next decided one, which sees the latest frame, as any tick does."""
+        return t % max(1, self.options.tick_s) != 0
+
     def _tick(self, t: int, sampled: SampledFrame | None) -> None:
         """With a gate (a model shared by several streams), a second that will call the backend first
         waits for its turn; a turn not given in time is skipped(busy), and its query waits for the next."""
+        if self._off_beat(t):
+            return self._skip(t, "tick")
         if self.gate is None or (sampled is None and self.backend.wants_frames):
             return self._tick_now(t, sampled)
         with self.gate.turn(t) as granted:

@@ -93,6 +93,8 @@ class BackendConfig:
         "auto", "llama.cpp KV type: auto (f16 on CPU, q8_0 on GPU) | f16 | q8_0 | q4_0")
     n_ctx: int = setting(32768, "context length in tokens", ge=256)
     max_tokens: int = setting(128, "most tokens one decision may generate", ge=8, le=4096)
+    tick_s: int = setting(1, "seconds per decision: 2 on hardware too slow for one a second (the other second "
+                             "is recorded as skipped(tick))", ge=1, le=2)
     temperature: float = setting(0.8, "sampling temperature (JoyAI default)", ge=0.0, le=5.0)
     top_p: float = setting(0.9, "nucleus sampling mass", ge=0.0, le=1.0)
     top_k: int = setting(40, "sample among the k most likely tokens (0 = off)", ge=0)
