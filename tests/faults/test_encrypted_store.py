@@ -26,17 +26,27 @@ def presence(*args: str) -> subprocess.CompletedProcess:
                           timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def record(folder: Path, encrypt: bool) -> tuple[Path, list[str]]:
-    """A 6-second session into ``folder``; returns the store and the texts it recorded (from the log)."""
-    folder.mkdir()
-    store, log = folder / "s.sqlite", folder / "run.jsonl"
-    r = presence("run", "--headless", "--fast", "--no-speak", "--quiet", "--source", str(DEMO_CLIP), "--backend",
-                 "heuristic", "--duration", "6", "--log", str(log), "--store", str(store),
-                 "--set", f"storage.encrypt={str(encrypt).lower()}")
-    assert r.returncode == 0, r.stderr
-    texts = [e["text"] for e in map(json.loads, log.read_text().splitlines()) if e.get("text")]
-    assert texts and "session_started" in log.read_text()
-    return store, texts + [DEMO_CLIP.name]
+def record(base: Path) -> dict[bool, tuple[Path, list[str]]]:
+    """A 6-second session into a plain and an encrypted store (in parallel); for each, the store and the
+    texts it recorded (read from the run's log)."""
+    runs = {}
+    for encrypt in (False, True):
+        folder = base / ("secret" if encrypt else "plain")
+        folder.mkdir()
+        cmd = ["run", "--headless", "--fast", "--no-speak", "--quiet", "--source", str(DEMO_CLIP), "--backend",
+               "heuristic", "--duration", "6", "--log", str(folder / "run.jsonl"), "--store", str(folder / "s.sqlite"),
+               "--set", f"storage.encrypt={str(encrypt).lower()}"]
+        runs[encrypt] = (folder, subprocess.Popen([sys.executable, "-m", "app.cli", *cmd], cwd=ROOT, text=True,
+                                                  stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
+    out = {}
+    for encrypt, (folder, proc) in runs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        log = (folder / "run.jsonl").read_text()
+        texts = [e["text"] for e in map(json.loads, log.splitlines()) if e.get("text")]
+        assert texts and "session_started" in log
+        out[encrypt] = (folder / "s.sqlite", texts + [DEMO_CLIP.name])
+    return out
 
 
 def on_disk(store: Path) -> bytes:
@@ -45,8 +55,8 @@ def on_disk(store: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    base = tmp_path_factory.mktemp("enc")
-    return record(base / "plain", False), record(base / "secret", True)
+    runs = record(tmp_path_factory.mktemp("enc"))
+    return runs[False], runs[True]
 
 
 def test_the_store_files_hold_no_plaintext(stores):
