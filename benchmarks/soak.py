@@ -171,6 +171,9 @@ def main() -> int:
                     help="stream seconds between two delegations (the brain works in wall time: on the virtual "
                          "clock a stream second lasts ~0.1 s, so delegating much more often outruns a CPU brain)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the log and store here")
+    ap.add_argument("--on-write-error", choices=("wait", "stop"), default="wait",
+                    help="[storage] on_write_error; stop is the negative control: the first full disk ends the "
+                         "session, so the seconds after it are missing and the soak must fail")
     ap.add_argument("--wall-limit", type=float, default=0.0,
                     help="stop the session after this many wall seconds and check the seconds it ran (0 = none)")
     a = ap.parse_args()
@@ -183,7 +186,7 @@ def main() -> int:
     log, store = work / "soak.jsonl", work / "soak.sqlite"
     s = Settings()
     s.backend.name = "lite"
-    s.storage.on_write_error = "wait"
+    s.storage.on_write_error = a.on_write_error
     s.brain.kind = a.brain
     lines: list[str] = []
     print(f"soak: {n} s of {clip.name} on the virtual clock, lite backend, {a.brain} brain, a fault every "
@@ -214,10 +217,13 @@ def main() -> int:
     built.bus.subscribe(watch)
     print(f"built in {time.perf_counter() - t_build:.1f} s", flush=True)
     wall0[0] = time.perf_counter()
+    limited = threading.Event()
     if a.wall_limit:
-        threading.Timer(a.wall_limit, built.session.stop).start()
+        timer = threading.Timer(a.wall_limit, lambda: (limited.set(), built.session.stop()))
+        timer.daemon = True
+        timer.start()
     result = built.session.run()
-    if result.ticks < n:
+    if limited.is_set() and result.ticks < n:  # only the wall limit shortens what is checked
         print(f"stopped by --wall-limit after {result.ticks} of {n} s: checking those", flush=True)
         n = result.ticks
     wall = time.perf_counter() - wall0[0]
