@@ -135,7 +135,7 @@ class Lockstep:
             self._go.discard(i)
 
     def granted(self, i: int) -> bool:
-        return self._granted.get(i, False)
+        return self._granted.get(i, False) and not self._stopping  # stopping: the last ticks are skipped
 
     def used(self, i: int) -> None:
         self._used.add(i)
@@ -333,6 +333,8 @@ class StreamManager:
                 clock.start()
         for i, session in enumerate(self.sessions):
             if session is None:
+                if self.lockstep is not None:
+                    self.lockstep.ended(i)  # never attached: the others do not wait for it
                 continue
             th = threading.Thread(target=self._run_one, args=(i, session), name=f"stream-{self.specs[i].name}",
                                   daemon=True)
