@@ -34,7 +34,7 @@ from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
 from engine.clock import RealClock, VirtualClock
 from engine.events import ErrorRaised, EventBus
-from engine.log import JsonlLog, SqliteStore
+from engine.log import JsonlLog, SinkError, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
 from engine.session import Session, SessionOptions
 from engine.sinks import GuardedSink, StorageOptions
@@ -169,6 +169,8 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
                 report(f"presence: retention deleted {len(forgotten.sessions)} old sessions")
         store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
         built.store_path = store_path
+        if settings.storage.encrypt and settings.storage.keep_frames_for_training:  # training opens plain SQLite
+            raise SinkError("[storage] keep_frames_for_training does not work with [storage] encrypt yet: turn one off")
         for sink in ([JsonlLog(log)] if log else []) + [SqliteStore(store_path, encrypt=settings.storage.encrypt)]:
             _guard(built, sink, settings.storage, report)
         cfg = backend_config(settings)

@@ -92,3 +92,12 @@ def test_without_the_key_it_is_one_line(stores, tmp_path):
     r = presence("ask", "--store", str(alone), "x", "what was shown?")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "encrypted and no key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_keeping_frames_for_training_is_refused_in_one_line(tmp_path):
+    """Training reads the store with plain sqlite3, so the two settings together are one line, not a traceback."""
+    r = presence("run", "--headless", "--fast", "--no-speak", "--source", str(DEMO_CLIP), "--backend", "heuristic",
+                 "--duration", "2", "--store", str(tmp_path / "s.sqlite"), "--set", "storage.encrypt=true",
+                 "--set", "storage.keep_frames_for_training=true")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "keep_frames_for_training" in r.stderr, r.stderr
+    assert not (tmp_path / "s.sqlite").exists()
