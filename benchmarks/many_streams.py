@@ -180,7 +180,7 @@ def largest_ok(rows: list[dict], p95_s: float = 1.0) -> int:
 # Hardware and model figures are stated, not measured here (no GPU with the 8B on this machine):
 GPUS = {"H100 SXM 80 GB": {"bf16_tflops": 989.0, "mfu": 0.4, "hbm_tb_s": 3.35, "hbm_gb": 80},
         "H200 141 GB": {"bf16_tflops": 989.0, "mfu": 0.4, "hbm_tb_s": 4.8, "hbm_gb": 141}}
-# JoyAI-VL-Interaction (Qwen3-VL-8B): 36 layers x 8 KV heads x 128 dims x (K, V) x bf16 = 144 KiB per token
+# JoyAI-VL-Interaction (Qwen3-VL-8B): 36 layers x 8 KV heads x 128 dims x (K, V) x bf16 = 144 KiB = 147.5 kB per token
 MODEL_8B = {"params_b": 8.2, "weights_gb": 17.0, "kv_kb_per_token": 147.5, "vit_params_b": 0.6}
 VISION_TOKENS = {"256x192": 72, "448x448": 256}  # one frame's tokens after the 2x2 merge (docs/remote.md)
 UTILISATION = 0.8  # the GPU kept below this busy fraction so queueing leaves p95 near one tick's work
