@@ -135,7 +135,8 @@ def cmd_grpo(args) -> int:
     try:
         cfg = RLConfig(init=init, data=list(args.data), out=args.out, steps=args.steps, lr=args.lr, seed=args.seed,
                        window=(args.window[0], args.window[1]), mode=args.mode, save_every=args.save_every,
-                       threads=args.threads, rollout=RolloutConfig(group=args.group, temperature=args.temperature))
+                       threads=args.threads, rollout=RolloutConfig(group=args.group, temperature=args.temperature,
+                                             max_tokens=args.max_tokens))
     except ValueError as exc:
         return _err(EXIT_USAGE, str(exc))
     cfg.npo.enabled, cfg.autonpo.enabled, cfg.rlsd.enabled = args.npo, args.autonpo, args.rlsd
@@ -221,6 +222,7 @@ def register(sub) -> None:
     g.add_argument("--steps", type=int, default=100, help="optimizer updates in all (NPO's scout included)")
     g.add_argument("--group", type=int, default=8, help="rollouts per window (4–16)")
     g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--max-tokens", type=int, default=24, help="most tokens one sampled decision may take")
     g.add_argument("--lr", type=float, default=1e-5)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--window", type=int, nargs=2, default=[20, 60], metavar=("MIN", "MAX"), help="ticks per episode")

@@ -227,6 +227,17 @@ def piece_logits(model, p: Piece, device: str = "cpu") -> torch.Tensor:
     return model(**kw).logits[0, p.at].float()
 
 
+def batch_logits(model, ps: list[Piece], device: str = "cpu") -> list[torch.Tensor]:
+    """``piece_logits`` of text-only pieces in one forward: right-padded, so under the causal mask every
+    real token sees exactly its own sequence at its own positions (0, 1, …)."""
+    n = max(len(p.ids) for p in ps)
+    ids = torch.zeros(len(ps), n, dtype=torch.long)
+    for k, p in enumerate(ps):
+        ids[k, :len(p.ids)] = p.ids
+    out = model(input_ids=ids.to(device), use_cache=False).logits
+    return [out[k, p.at].float() for k, p in enumerate(ps)]
+
+
 def log_dist(logits: torch.Tensor, cfg: RolloutConfig, banned: list[int]) -> torch.Tensor:
     """log π(·) [M, V]: the distribution ``decoding.sample`` draws from (logits / temperature, banned
     tokens at −∞, the same top-k / top-p truncation when switched on)."""
@@ -266,13 +277,17 @@ def token_dists(model, rollouts: list[Rollout], cfg: RolloutConfig, banned: list
     """(log π(·) [M, V], sampled tokens [M], rollout index [M]) for every sampled decision token of
     ``rollouts``. ``hint_of(window) -> ids`` puts text before each sequence (the RLSD teacher's context)."""
     dists, toks, owner = [], [], []
-    for i, r in enumerate(rollouts):
-        for p in pieces(r):
-            if hint_of is not None:
-                p = p.with_prefix(hint_of(r.window))
-            dists.append(log_dist(piece_logits(model, p, device), cfg, banned))
-            toks.append(torch.tensor(p.tokens, dtype=torch.long, device=device))
-            owner.append(torch.full((len(p.tokens),), i, dtype=torch.long))
+    todo = [(i, p.with_prefix(hint_of(r.window)) if hint_of is not None else p)
+            for i, r in enumerate(rollouts) for p in pieces(r)]
+    text_only = not callable(getattr(getattr(_base(model), "model", None), "get_rope_index", None))
+    if text_only and not any(p.frames for _, p in todo):  # one right-padded batch: causal, so exact
+        logits = batch_logits(model, [p for _, p in todo], device)
+    else:
+        logits = [piece_logits(model, p, device) for _, p in todo]
+    for (i, p), lg in zip(todo, logits, strict=True):
+        dists.append(log_dist(lg, cfg, banned))
+        toks.append(torch.tensor(p.tokens, dtype=torch.long, device=device))
+        owner.append(torch.full((len(p.tokens),), i, dtype=torch.long))
     if not dists:
         return (torch.zeros(0, 1, device=device), torch.zeros(0, dtype=torch.long, device=device),
                 torch.zeros(0, dtype=torch.long))

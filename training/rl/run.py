@@ -16,7 +16,7 @@ from training.rl.trainer import GRPOTrainer, RLError
 
 SYMBOLSTREAM = "symbolstream"
 SS_TRAIN_SEEDS = range(10_000, 10_256)  # the proxy's training episodes
-SS_HELD_SEEDS = range(90_000, 90_064)  # held out: never trained on
+SS_HELD_SEEDS = range(90_000, 90_032)  # held out: never trained on
 
 
 def make_symbolstream_sft(out: str | Path, steps: int = 150, ticks: int = 12, seed: int = 0, lr: float = 3e-3) -> Path:

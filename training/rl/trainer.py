@@ -111,7 +111,7 @@ class GRPOTrainer:
             if sum(ok) / G <= gate:
                 self.pool[w.name] = w
                 self.pool = dict(list(self.pool.items())[-32:])
-            if self.step < self.guide_until:
+            if self.step < self.guide_until and gate >= 0 and sum(ok) / G <= gate:
                 grp, idx = inject(grp, ok, self.guide_for(w), gate)
                 injected += idx is not None
             out.extend(grp)
