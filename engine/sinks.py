@@ -14,6 +14,7 @@ written out of order and no hole is left when writing works again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -63,16 +64,24 @@ class GuardedSink:
         self.stopped = False
         self.written = 0
         self._next_try = 0.0
+        # Events arrive from several threads (the engine's tick worker, the session loop, the brain): one
+        # at a time, or two flushes could both write the same held event (a duplicated second in the store).
+        self._lock = threading.RLock()
 
     def __call__(self, event: Event) -> None:
-        self.held.append(event)
-        if len(self.held) > 1 and self.monotonic() < self._next_try:  # earlier events wait for the retry
-            self._check_bound()
-            return
-        self.flush()
+        with self._lock:
+            self.held.append(event)
+            if len(self.held) > 1 and self.monotonic() < self._next_try:  # earlier events wait for the retry
+                self._check_bound()
+                return
+            self.flush()
 
     def flush(self) -> bool:
         """Write the held events in order; True when nothing is left held."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
         while self.held:
             try:
                 self.sink(self.held[0])
@@ -107,6 +116,7 @@ class GuardedSink:
 
     def close(self) -> int:
         """One last try; returns how many events could not be written."""
-        self._next_try = 0.0
-        self.flush()
-        return len(self.held)
+        with self._lock:
+            self._next_try = 0.0
+            self._flush()
+            return len(self.held)
