@@ -1,6 +1,6 @@
 """Train a tiny interaction model here and run it through the app's own backends (issue: train_tiny).
 
-    python benchmarks/train_tiny.py [--steps 900] [--per-family 10] [--work DIR] [--no-gguf]
+    python benchmarks/train_tiny.py [--steps 900] [--per-family 10] [--work DIR] [--no-gguf] [--no-hints]
 
 1. ``make_suite`` with training seeds and ``content = "train"`` (the held-out quarter of every
    content pool never appears), several families;
@@ -10,6 +10,12 @@
    greedy decoding) for untrained, trained, heuristic, never, always;
 4. the trained checkpoint converted to GGUF + mmproj (f32) and run through ``--backend llamacpp``:
    the share of held-out seconds on which the two backends make the same decision.
+
+The tiny model sees frames of at most ``--max-pixels`` (default 9408 = 112×84: a 4:3 frame the torch
+processor and llama.cpp's image preprocessor both show as 12 image tokens; at the session's default
+448² llama.cpp shows a 320×240 frame as 88) and, unless ``--no-hints``, perception hints in every turn
+(the change score and the frame's OCR text: ``engine.context.PerceptionHints``), in training and in
+evaluation alike. The baselines run at the session's default frame size, as a user runs them.
 
 Prints the loss curve, wall times and the tables, then the goals met or missed.
 """
@@ -37,12 +43,16 @@ def suite(out: Path, seed: int, content: str, per_family: int) -> Path:
     return out
 
 
-def evaluate(name: str, model: str, suite_dir: Path, config: Path):
+def evaluate(name: str, model: str, suite_dir: Path, config: Path, max_pixels: int | None = None, hints: bool = False):
     from app.commands.eval import backend_factory
+    from engine.context import HintOptions
     from engine.eval.runner import run_suite
+    from engine.session import SessionOptions
 
     t0 = time.perf_counter()
-    run = run_suite(suite_dir, backend_factory(name, model, str(config)), name, model)
+    opts = (lambda: SessionOptions(max_pixels=max_pixels)) if max_pixels else None
+    run = run_suite(suite_dir, backend_factory(name, model, str(config)), name, model, options_factory=opts,
+                    hints=HintOptions(perception_hints=hints))
     return run, time.perf_counter() - t0
 
 
@@ -53,17 +63,21 @@ def _prod(shape) -> int:
     return n
 
 
-def agreement(a, b) -> tuple[float, float]:
-    """(same action, same decision text) over the seconds both runs decided."""
-    same_action = same_text = n = 0
+def agreement(a, b) -> tuple[float, float, str]:
+    """(same action, same decision text) over the seconds both runs decided, and the same two counts
+    over the seconds where either run replied."""
+    same_action = same_text = n = r_action = r_text = r_n = 0
     for ca, cb in zip(a.clips, b.clips, strict=True):
         da = {d["t"]: d for d in ca.decisions if d["action"] != "skipped"}
         db = {d["t"]: d for d in cb.decisions if d["action"] != "skipped"}
         for t in da.keys() & db.keys():
-            n += 1
-            same_action += da[t]["action"] == db[t]["action"]
-            same_text += (da[t]["action"], da[t]["text"]) == (db[t]["action"], db[t]["text"])
-    return (same_action / n, same_text / n) if n else (0.0, 0.0)
+            act = da[t]["action"] == db[t]["action"]
+            text = act and da[t]["text"] == db[t]["text"]
+            n, same_action, same_text = n + 1, same_action + act, same_text + text
+            if "silence" not in (da[t]["action"], db[t]["action"]) or not act:
+                r_n, r_action, r_text = r_n + 1, r_action + act, r_text + text
+    replies = f"replies: same action {r_action}/{r_n}, same text {r_text}/{r_n}"
+    return (same_action / n, same_text / n, replies) if n else (0.0, 0.0, replies)
 
 
 def main() -> int:
@@ -75,10 +89,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared, busy machine")
     ap.add_argument("--work", default="")
     ap.add_argument("--no-gguf", action="store_true")
+    ap.add_argument("--no-hints", action="store_true", help="train and evaluate without perception hints")
+    ap.add_argument("--side", type=int, default=112, help="the tiny model's largest frame side (processor max_pixels = side²)")
+    ap.add_argument("--max-pixels", type=int, default=112 * 84, help="the session's frame size for the tiny model")
     a = ap.parse_args()
 
     import torch
 
+    from engine.context import HintOptions
     from engine.eval.runner import markdown_table
     from training.config import TrainConfig
     from training.dataset import read_dataset
@@ -93,15 +111,18 @@ def main() -> int:
     seen = suite(work / "seen", 99, "train", a.eval_per_family)
     unseen = suite(work / "unseen", 99, "heldout", a.eval_per_family)
     anns, _ = read_dataset(train_dir)
-    init = build_tiny_model(work / "init", dataset_texts(anns))  # the tokenizer sees training text only
+    init = build_tiny_model(work / "init", dataset_texts(anns), image_side=a.side)  # tokenizer: training text only
+    hints = not a.no_hints
     config = work / "greedy.toml"
     config.write_text("[backend]\ngreedy = true\ndevice = \"cpu\"\n")
     print(f"# train_tiny: {len(anns)} training clips ({', '.join(FAMILIES)}, {DURATION} s, seed 11, content=train); "
-          f"held-out seed 99: {a.eval_per_family}/family seen + unseen; {a.steps} steps; work {work}")
+          f"held-out seed 99: {a.eval_per_family}/family seen + unseen; {a.steps} steps; "
+          f"perception hints {'on' if hints else 'off'}; frames {a.max_pixels} px; work {work}")
 
     t0 = time.perf_counter()
     cfg = TrainConfig(model=str(init), data=[str(train_dir)], out=str(work / "run"), steps=a.steps, lr=a.lr,
-                      warmup=20, window=(20, 45), save_every=0, threads=a.threads, seed=0)
+                      warmup=20, window=(20, 45), save_every=0, threads=a.threads, seed=0,
+                      hints=HintOptions(perception_hints=hints), max_pixels=a.max_pixels)
     model = train(cfg, progress=None, bar=False)
     t_train = time.perf_counter() - t0
     losses = [json.loads(x)["loss"] for x in (work / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -120,7 +141,8 @@ def main() -> int:
     for split, d in (("seen", seen), ("unseen", unseen)):
         for label, name, m in (("untrained", "torch", str(init)), ("trained", "torch", str(model)),
                                ("heuristic", "heuristic", ""), ("never", "never", ""), ("always", "always", "")):
-            run, wall = evaluate(name, m, d, config)
+            mine = name == "torch"  # the tiny model: its frame size and hints; baselines run as users run them
+            run, wall = evaluate(name, m, d, config, a.max_pixels if mine else None, hints and mine)
             runs[(split, label)] = run
             rows[split].append((label, run.summary()))
             print(f"  {split:>6} {label:<10} SW-F1 {run.summary()['sw_f1']}  ({wall:.0f} s)", flush=True)
@@ -134,11 +156,11 @@ def main() -> int:
 
         try:
             g, _ = convert(model, work / "gguf", "f32")
-            run, wall = evaluate("llamacpp", str(g), seen, config)
-            act, text = agreement(runs[("seen", "trained")], run)
+            run, wall = evaluate("llamacpp", str(g), seen, config, a.max_pixels, hints)
+            act, text, replies = agreement(runs[("seen", "trained")], run)
             gguf_rate = act
             print(f"\n## GGUF (f32) through --backend llamacpp: same action on {act:.1%} of held-out seconds, "
-                  f"same decision text on {text:.1%} ({wall:.0f} s); SW-F1 {run.summary()['sw_f1']}")
+                  f"same decision text on {text:.1%}; {replies} ({wall:.0f} s); SW-F1 {run.summary()['sw_f1']}")
         except (GGUFError, Exception) as exc:  # noqa: BLE001 - reported, the rest of the table stands
             print(f"\n## GGUF: not run: {str(exc).splitlines()[0]}")
 
