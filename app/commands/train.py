@@ -54,6 +54,9 @@ def cmd_sft(args) -> int:
                       lr=args.lr, warmup=args.warmup, seed=args.seed, device=args.device, dtype=args.dtype, lora=lora,
                       gradient_checkpointing=args.gradient_checkpointing, weights=weights, skip_bad=args.skip_bad,
                       save_every=args.save_every, mode=args.mode)
+    cfg.hints.perception_hints = args.perception_hints
+    if args.max_pixels:
+        cfg.max_pixels = args.max_pixels
     try:
         out = train(cfg, resume=args.resume, progress=None if args.quiet else print, bar=not args.quiet)
     except KeyboardInterrupt:
@@ -186,6 +189,10 @@ def register(sub) -> None:
     s.add_argument("--w-first-silence", type=float, default=1.0)
     s.add_argument("--w-repeated-silence", type=float, default=0.6, help="0.4–0.8")
     s.add_argument("--skip-bad", action="store_true", help="leave out bad annotations (each reported) instead of stopping")
+    s.add_argument("--perception-hints", action="store_true",
+                   help="turns carry the change score and the frame's OCR text (the model must then run with them)")
+    s.add_argument("--max-pixels", type=int, default=0,
+                   help="the session's frame size in training (0 = the session default; match [capture] max_pixels)")
     s.add_argument("--save-every", type=int, default=50)
     s.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint (same data order and RNG)")
     s.add_argument("--quiet", action="store_true")
