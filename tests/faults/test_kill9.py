@@ -31,20 +31,30 @@ def start(tmp: Path, i: int) -> subprocess.Popen:
         env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
+def contiguous(seconds: list[int]) -> bool:
+    """Each second once, none missing — but a tick's decision may land after the next second's
+    ``skipped(busy)`` (it came back late), and the one decision in flight when the kill came is lost
+    with the process: at most one gap, below the last second written."""
+    if len(set(seconds)) != len(seconds):
+        return False
+    missing = set(range(max(seconds, default=-1) + 1)) - set(seconds)
+    return len(missing) <= 1
+
+
 def check(tmp: Path, i: int) -> int:
     log = tmp / f"{i}.jsonl"
     raw = log.read_bytes() if log.exists() else b""
     assert raw == b"" or raw.endswith(b"\n"), f"run {i}: the log ends mid-line"
     events = [json.loads(x) for x in raw.decode().splitlines()]
     seconds = [int(e["t"]) for e in events if e["type"] in ("decision", "skipped")]
-    assert seconds == list(range(len(seconds))), f"run {i}: a hole in the log"
+    assert contiguous(seconds), f"run {i}: a hole in the log: {seconds}"
     store = tmp / f"{i}.sqlite"
     if store.exists():
         db = sqlite3.connect(store)
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", f"run {i}: corrupt store"
         stored = [int(t) for (t,) in db.execute("SELECT t FROM events WHERE type IN ('decision','skipped') ORDER BY id")]
         db.close()
-        assert stored == list(range(len(stored))), f"run {i}: a hole in the store"
+        assert contiguous(stored), f"run {i}: a hole in the store: {stored}"
     return len(seconds)
 
 
