@@ -3,10 +3,14 @@
     python benchmarks/train_rl.py --sft RUN/model [--data DATASET… --heldout DATASET…]
     python benchmarks/train_rl.py --proxy [--make-sft 150]      # the SymbolStream proxy (training/rl/symbolstream.py)
         [--steps 30] [--seeds 0,1,2] [--group 8] [--windows 2] [--lr 3e-4] [--threshold 0.6] [--threads 1]
+    python benchmarks/train_rl.py --gpu-step 3b [--group 8] [--ticks 20]   # one GRPO update, timed (GPU)
 
 Every method gets the same number of optimizer updates (``--steps``; NPO's scout and AutoNPO's
 re-training count against it). RLSD's λ decay (0.6·steps), teacher refresh (0.2·steps), NPO's scout
 length (0.3·steps) and AutoNPO's window, gap and Δ candidates scale with the budget, as printed.
+``--gpu-step`` times one GRPO update (G rollouts of one window, then the loss and AdamW) on a
+Qwen2.5-VL-shaped model with random bf16 weights and LoRA (benchmarks/train_gpu.py's builder), on a
+generated clip; without CUDA it says so and exits 0 (``--gpu-step tiny`` runs the same path on CPU).
 Held-out figures are greedy decisions on windows never trained on: SW-F1, PO hit rate, duplicate rate,
 false alarms per minute (engine.eval.metrics), the episode reward and the leakage probe; "steps to
 threshold" is the first update at which the training reward's mean over the last 5 updates reaches
@@ -65,6 +69,59 @@ def fmt(xs: list) -> str:
     return f"{statistics.mean(xs):.3f}±{sd:.3f}"
 
 
+def gpu_step(shape: str, group: int, ticks: int) -> int:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda and shape != "tiny":
+        print("no CUDA device: skipped (--gpu-step tiny runs the same path on CPU)")
+        return 0
+    import random
+
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    from benchmarks.train_gpu import build
+    from engine.backends.torch_loading import load_processor
+    from engine.eval.scenarios import ClipSpec, SuiteSpec, make_suite
+    from training.config import LoraConfig
+    from training.dataset import read_dataset
+    from training.lora import wrap_lora
+    from training.rl.clips import clip_windows
+    from training.rl.config import RLConfig, RolloutConfig
+    from training.rl.trainer import GRPOTrainer
+    from training.tiny import dataset_texts
+
+    work = Path(tempfile.mkdtemp(prefix="train_rl_gpu-"))
+    make_suite(work / "suite", SuiteSpec(seed=5, size=(640, 480), clips=[ClipSpec("monitoring", 60, 1)]))
+    anns, _ = read_dataset(work / "suite")
+    path = build(work / "model", shape, dataset_texts(anns), 448 * 448)
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(path)).to(dtype)
+    processor = load_processor(str(path), model.config.model_type)
+    model = wrap_lora(model, LoraConfig())
+    windows = clip_windows(model.get_base_model(), processor, anns, random.Random(0), (ticks, ticks))
+    cfg = RLConfig(steps=1, lr=1e-5, save_every=0, rollout=RolloutConfig(group=group))
+    tr = GRPOTrainer(cfg, model, processor, windows[:1], [], device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    rollouts, _ = tr.collect(0)
+    if cuda:
+        torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    stats = tr.update(rollouts)
+    if cuda:
+        torch.cuda.synchronize()
+    t2 = time.perf_counter()
+    n_tok = sum(len(d.sampled) for r in rollouts for d in r.decided)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    print(f"{shape}: one GRPO update, G={group}, {ticks} ticks, {len(rollouts[0].ids)} tokens per sequence: "
+          f"rollouts {t1 - t0:.1f} s ({n_tok} sampled tokens), loss+update {t2 - t1:.1f} s, "
+          f"peak GPU memory {peak:.1f} GiB; loss {stats['loss']}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sft", default="", help="an SFT checkpoint folder (RUN/model)")
@@ -82,7 +139,11 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="")
+    ap.add_argument("--gpu-step", default="", choices=["", "3b", "7b", "tiny"], help="time one GRPO update")
+    ap.add_argument("--ticks", type=int, default=20, help="with --gpu-step: ticks in the window")
     a = ap.parse_args()
+    if a.gpu_step:
+        return gpu_step(a.gpu_step, a.group, a.ticks)
 
     import torch
 

@@ -91,11 +91,11 @@ class RolloutContext(TorchContext):
         self.frames: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self.sampled: list[int] = []
 
-    def _forward(self, ids: list[int], pixel_values=None, grid=None) -> None:
+    def _forward(self, ids: list[int], pixel_values=None, grid=None, *rest) -> None:
         at, got, positions = len(self.ids), [], self.rope.positions
         self.rope.positions = lambda t_ids, g: got.append(positions(t_ids, g)) or got[-1]
         try:
-            super()._forward(ids, pixel_values, grid)
+            super()._forward(ids, pixel_values, grid, *rest)
         finally:
             del self.rope.positions
         self.pos = torch.cat([self.pos, got[0][:, 0, :].cpu()], dim=1)
@@ -127,7 +127,7 @@ class Roller:
                            max_tokens=cfg.max_tokens)
         bc.kv.fast_attention = False  # stock SDPA: what the scoring forward runs
         self.backend = TorchBackend()
-        self.backend.attach(model, processor, bc, device)
+        self.backend.attach(_base(model), processor, bc, device)  # peft's LoRA layers live inside the base model
         self.ctx = self.backend.ctx
         self.ctx.__class__ = RolloutContext  # the backend's own context, built by its own code
         self.model = model

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -90,7 +91,7 @@ class GRPOTrainer:
             roller = Roller(self.guide_model, self.processor, self.cfg.rollout, self.device)
             found = None
             for k in range(self.cfg.npo.guide_tries):
-                r = self.scored(roller.roll(w, self.seed_of(-1, hash(w.name) % 10_007, k)))
+                r = self.scored(roller.roll(w, self.seed_of(-1, zlib.crc32(w.name.encode()) % 10_007, k)))  # stable
                 if r.outcome.success:
                     found = r
                     break
