@@ -67,7 +67,7 @@ class RecordingContext(TorchContext):
         super().reset()
         self.chunks.append(ChunkLayout())
 
-    def _forward(self, ids: list[int], pixel_values=None, grid=None) -> None:
+    def _forward(self, ids: list[int], pixel_values=None, grid=None, extra=None) -> None:
         t_ids = torch.tensor([ids], dtype=torch.long)  # [1, L]
         pos = self.rope.positions(t_ids, grid)  # [3, 1, L]
         at = ids.index(self.image_token_id) if pixel_values is not None else None
