@@ -142,3 +142,19 @@ def template_layout(template: str | None, model: str, fallback: Layout, bos_toke
                     eos_token: str = "") -> Layout:
     """The layout ``template`` renders, or ``fallback`` for a model that ships no template."""
     return derive_layout(template, model, bos_token, eos_token) if template else fallback
+
+
+def image_text(template: str, bos_token: str = "", eos_token: str = "") -> str | None:
+    """What ``template`` writes for an image part between two texts (Qwen-VL's vision start/pad/end, SmolVLM's
+    ``<image>``, Gemma 3's ``<start_of_image>``): the text a processor expands into the image's tokens. None when
+    the template writes images elsewhere (LLaVA-1.5 puts them before the text)."""
+    content = [{"type": "text", "text": f"{USER}1"}, {"type": "image"}, {"type": "text", "text": f"{USER}2"}]
+    try:
+        out = _environment().from_string(template).render(messages=[{"role": "user", "content": content}],
+                                                           add_generation_prompt=False, bos_token=bos_token,
+                                                           eos_token=eos_token)
+    except Exception:  # noqa: BLE001 - a template that cannot render an image part has no image text
+        return None
+    a, b = out.find(f"{USER}1"), out.find(f"{USER}2")
+    between = out[a + len(f"{USER}1"):b] if 0 <= a < b else ""
+    return between if between.strip() else None

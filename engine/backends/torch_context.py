@@ -46,6 +46,7 @@ class TorchContext:
         self.ids: list[int] = []  # token ids held by the cache, in order
         self.pending: list[int] = []  # queued: evaluated with the next append
         self.images: list[tuple[object, object]] = []  # (pixel_values, grid_thw) per image, when recorded
+        self.image_extras: list[dict] = []  # the processor's other inputs per image, when recorded
         self._logits = None  # [V] next-token logits after the last forward (model device, fp32)
 
     def __len__(self) -> int:
@@ -56,25 +57,45 @@ class TorchContext:
         self.cache = self._make_cache()
         self.rope.reset()
         self.ids, self.pending, self.images, self._logits = [], [], [], None
+        self.image_extras = []
 
     def append(self, text: str, pixels: np.ndarray | None = None) -> None:
         """Evaluate the queued tokens + ``text`` (with the frame at ``IMAGE_PLACEHOLDER``) in one forward.
         A chunk that would overflow ``n_ctx`` is refused before anything is evaluated."""
+        extra: dict = {}
         if pixels is None:
             ids, pv, grid = self.tokenize(text), None, None
         else:
             from PIL import Image
 
-            enc = self.processor(text=[text], images=[Image.fromarray(pixels)], return_tensors="pt")
+            enc = self.processor(text=[text], images=[Image.fromarray(pixels)], return_tensors="pt",
+                                 add_special_tokens=False)
             ids, pv, grid = enc["input_ids"][0].tolist(), enc.get("pixel_values"), enc.get("image_grid_thw")
+            extra = self._image_inputs(enc, len(ids))
         ids = self.pending + ids
         if len(self.ids) + len(ids) > self.n_ctx:
             raise BackendError(f"context full: {len(self.ids) + len(ids)} tokens > n_ctx {self.n_ctx} "
                                "(shorten the chunk or raise n_ctx)")
-        self._forward(ids, pv, grid)
+        self._forward(ids, pv, grid, extra)
         self.pending = []
         if pv is not None and self.record_images:
             self.images.append((pv, grid))
+            self.image_extras.append(extra)
+
+    def _image_inputs(self, enc, n_new: int) -> dict:
+        """What else the family's processor gives the model with a frame (Idefics3's pixel mask, Gemma 3's
+        token types). Per-token inputs cover the whole sequence, zeros before this text: Gemma 3 builds its
+        bidirectional image mask by absolute position, so a chunk's types must start at position 0."""
+        torch = self._torch
+        before = len(self.ids) + len(self.pending)
+        out = {}
+        for k, v in enc.items():
+            if k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw") or not torch.is_tensor(v):
+                continue
+            if v.dim() == 2 and v.shape[-1] == n_new and before:
+                v = torch.cat([v.new_zeros((1, before)), v], dim=1)
+            out[k] = v
+        return out
 
     def eval_tokens(self, tokens: Sequence[int]) -> None:
         self._forward(list(tokens))
@@ -104,7 +125,7 @@ class TorchContext:
         return token in self.eos_ids
 
     # --- the model on the cache -------------------------------------------------------------------
-    def _forward(self, ids: list[int], pixel_values=None, grid=None) -> None:
+    def _forward(self, ids: list[int], pixel_values=None, grid=None, extra: dict | None = None) -> None:
         """Prefill ``ids`` (with at most the given images) on the cache; keep the last logits [V]."""
         torch = self._torch
         t_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, L]
@@ -115,6 +136,7 @@ class TorchContext:
         if pixel_values is not None:
             kw.update(pixel_values=pixel_values.to(self.device, self.model.dtype), image_grid_thw=grid,
                       mm_token_type_ids=(t_ids == self.image_token_id).int())
+            kw.update({k: v.to(self.device) for k, v in (extra or {}).items() if k not in kw})
         with torch.inference_mode():
             out = self.model(**kw)
         self.ids.extend(ids)

@@ -7,7 +7,9 @@ cache and, at ``commit``, crops the cache back to the longest common prefix of w
 the normalised text; the rest (plus ``<|im_end|>``) is prefilled with the next turn, so the cache
 always holds exactly the canonical context. The cache comes from ``engine.kv.make_cache``.
 
-Context layout (ChatML, as the Qwen-VL chat templates and the JoyAI adapter render it; gguf_layout.CHATML)::
+Context layout: the model's own chat template cut into append-only pieces (chat_layout.derive_layout; a
+model without a template gets ChatML), the frame at the text the template writes for an image (which the
+processor expands). For the Qwen-VL family and JoyAI that is ChatML (gguf_layout.CHATML)::
 
     <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{chunk prefix}   ← start_chunk
     {notes}{[User Query …]\\nq}\\n<t seconds><|vision_start|><|image_pad|>…<|vision_end|><|im_end|>\\n
@@ -22,8 +24,9 @@ import time
 from collections.abc import Iterator
 
 from engine.backends.base import Backend, BackendConfig, BackendError, BackendStats, ModelLoadError
+from engine.backends.chat_layout import image_text, template_layout
 from engine.backends.decoding import DecisionDecoder, Sampling
-from engine.backends.gguf_layout import CHATML
+from engine.backends.gguf_layout import CHATML, Layout
 from engine.backends.torch_context import TorchContext
 from engine.context import ChunkPrefix, Turn
 
@@ -52,6 +55,8 @@ class TorchBackend(Backend):
         self.decoder: DecisionDecoder | None = None
         self._first_in_chunk = True
         self._stats = BackendStats()
+        self.layout: Layout = CHATML
+        self.image_marker = ""
 
     # --- availability & loading ---------------------------------------------------------------
     @classmethod
@@ -78,10 +83,15 @@ class TorchBackend(Backend):
         self.model, self.processor, self.tokenizer = model, processor, processor.tokenizer
         self.device = device
         tok = self.tokenizer
-        if tok.convert_tokens_to_ids("<|im_start|>") in (None, tok.unk_token_id):
-            raise ModelLoadError(
-                f"{config.model}: the torch backend supports ChatML (Qwen-VL family) chat layouts; this model has none"
-            )
+        template = getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None)
+        chatml = tok.convert_tokens_to_ids("<|im_start|>") not in (None, tok.unk_token_id)
+        if not template and not chatml:
+            raise ModelLoadError(f"{config.model}: the model has no chat template and no ChatML tokens, so the "
+                                 "torch backend cannot lay out its turns")
+        bos, eos = tok.bos_token or "", tok.eos_token or ""
+        self.layout = template_layout(template, config.model, CHATML, bos, eos)
+        self.image_marker = ((image_text(template, bos, eos) if template else None)
+                             or getattr(processor, "image_token", None) or "")
         try:
             import engine.kv as kv
 
@@ -100,10 +110,19 @@ class TorchBackend(Backend):
         cfg = self.cfg
 
         def cache():
-            return make_cache(cfg.kv_cache, self.model.config, self.device, cfg.kv, model_path=cfg.model)
+            made = make_cache(cfg.kv_cache, self.model.config, self.device, cfg.kv, model_path=cfg.model)
+            # Sliding-window layers (Gemma 3) drop states beyond the window at once; recording lets commit
+            # roll a decision back past the window (the layer trims itself again at that crop).
+            for layer in getattr(made, "layers", ()):
+                if hasattr(layer, "activate_past_recording"):
+                    layer.activate_past_recording()
+            return made
 
-        return TorchContext(self.model, self.processor, self.device, cache, cfg.n_ctx, seq_id,
-                            record_images=bool(cfg.options.get("record_images", False)))
+        ctx = TorchContext(self.model, self.processor, self.device, cache, cfg.n_ctx, seq_id,
+                           record_images=bool(cfg.options.get("record_images", False)))
+        if self.image_marker:
+            ctx.image_marker = self.image_marker  # the family's image text (Qwen-VL's is the class default)
+        return ctx
 
     # --- Backend interface --------------------------------------------------------------------
     def start_chunk(self, prefix: ChunkPrefix) -> None:
@@ -111,7 +130,7 @@ class TorchBackend(Backend):
         t0 = time.perf_counter()
         ctx.reset()
         self.decoder.reset(ctx)
-        ctx.append(CHATML.chunk_start(prefix.system, prefix.text))
+        ctx.append(self.layout.chunk_start(prefix.system, prefix.text))
         self._first_in_chunk = True
         self._stats = BackendStats(prefill_ms=(time.perf_counter() - t0) * 1000)
         self._update_stats(len(ctx))
@@ -125,7 +144,7 @@ class TorchBackend(Backend):
             self.decoder.drop(ctx)
         marker = ctx.image_marker if turn.pixels is not None else None
         n0 = len(ctx)
-        ctx.append(CHATML.turn(turn.text_before_image(), marker, self._first_in_chunk), turn.pixels)
+        ctx.append(self.layout.turn(turn.text_before_image(), marker, self._first_in_chunk), turn.pixels)
         self._first_in_chunk = False
         self._stats.prefill_ms = (time.perf_counter() - t0) * 1000
         self._update_stats(len(ctx) - n0)
@@ -143,7 +162,7 @@ class TorchBackend(Backend):
     def commit(self, text: str) -> None:
         ctx = self._need_loaded()
         t0 = time.perf_counter()
-        ctx.queue(self.decoder.commit(ctx, ctx.tokenize(CHATML.decision(text.strip()))))
+        ctx.queue(self.decoder.commit(ctx, ctx.tokenize(self.layout.decision(text.strip()))))
         self._stats.decide_ms += (time.perf_counter() - t0) * 1000
         self._update_stats(self._stats.tokens_new)
 
