@@ -53,6 +53,9 @@ class Preset:
     allow: tuple[str, ...] = ()  # file patterns to pull ("" = the whole repository)
     bundled_module: str = ""  # installed by pip rather than pulled (the lite default)
     note: str = ""
+    prequantized: bool = False  # weights already 4-bit on disk (AWQ): their size is the download, as for GGUF
+    # p95 seconds per tick at the model's shapes on 2 CPU cores (benchmarks/cpu_vlm.py); 0 = not measured
+    cpu_p95_s: float = 0.0
 
 
 PRESETS: tuple[Preset, ...] = (
@@ -71,7 +74,26 @@ PRESETS: tuple[Preset, ...] = (
            4.4, 8.9, Shape(36, 8, 128), allow=("*.json", "*.safetensors", "*.txt", "*.jinja")),
     Preset("qwen3-vl-8b", "Qwen/Qwen3-VL-8B-Instruct", "Qwen3-VL 8B Instruct", "torch",
            8.8, 17.5, Shape(36, 8, 128), allow=("*.json", "*.safetensors", "*.txt", "*.jinja")),
+    Preset("joyai-int4", "jdopensource/JoyAI-VL-Interaction-INT4", "JoyAI-VL-Interaction 8B AWQ INT4 (CUDA)", "torch",
+           8.8, 6.5, Shape(36, 8, 128), allow=("*.json", "*.safetensors", "*.txt", "*.jinja"), prequantized=True,
+           note="the official 4-bit checkpoint; needs a CUDA GPU and transformers' AWQ kernels"),
+    # CPU-sized VLMs (llama.cpp's own GGUF builds; the layout comes from each GGUF's chat template). Speed is
+    # benchmarks/cpu_vlm.py's p95 per tick on 2 shared cores at the published projector (CPU_P95 below).
+    # 52.8 s: a frame is two passes of the 512-px SigLIP encoder (tile + overview) whatever its size; measured with
+    # random weights at this shape, Q8_0 + f16 projector, 1 thread on 2 cores shared at load 11 (pessimistic)
+    Preset("smolvlm2-256m", "ggml-org/SmolVLM2-256M-Video-Instruct-GGUF", "SmolVLM2 256M GGUF (CPU VLM)", "llamacpp",
+           0.256, 0.38, Shape(30, 3, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=52.8,
+           note="a frame costs about a minute of one busy core here: pairs with tick_s 2 only on many cores"),
+    Preset("smolvlm2-500m", "ggml-org/SmolVLM2-500M-Video-Instruct-GGUF", "SmolVLM2 500M GGUF (CPU VLM)", "llamacpp",
+           0.5, 0.64, Shape(32, 5, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf")),
+    Preset("smolvlm2-2.2b", "ggml-org/SmolVLM2-2.2B-Instruct-GGUF", "SmolVLM2 2.2B GGUF (CPU VLM)", "llamacpp",
+           2.2, 2.0, Shape(24, 32, 64), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
+    Preset("qwen2.5-vl-3b-gguf", "ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "Qwen2.5-VL 3B GGUF Q4_K_M (CPU VLM)",
+           "llamacpp", 3.75, 3.3, Shape(36, 2, 128), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
+    Preset("gemma-3-4b-gguf", "ggml-org/gemma-3-4b-it-GGUF", "Gemma 3 4B GGUF Q4_K_M (CPU VLM)", "llamacpp",
+           4.3, 3.3, Shape(34, 4, 256), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
 )
+CPU_VLMS = ("smolvlm2-256m", "smolvlm2-500m", "smolvlm2-2.2b", "qwen2.5-vl-3b-gguf", "gemma-3-4b-gguf")  # small first
 
 
 def find_preset(name: str) -> Preset | None:
@@ -98,7 +120,7 @@ def estimate_vram(preset: Preset, quantization: str = "none", kv_type: str = "au
     """Weights + KV cache (2 · layers · kv_heads · head_dim · n_ctx · bytes) + ~0.6 GB runtime overhead.
     GGUF presets are already quantized: their weights are the file size. ``tailor`` counts its GPU tier only
     (its full store is in host memory); ``sink`` is bounded and so over-estimated here."""
-    if preset.backend in ("llamacpp", "lite"):
+    if preset.backend in ("llamacpp", "lite") or preset.prequantized:
         weights = int(preset.download_gb * GB)
     else:
         weights = int(preset.params_b * 1e9 * _WEIGHT_BYTES.get(quantization, 2.0))
@@ -416,6 +438,10 @@ _METAL_SHARE = 2 / 3
 # measurement: the lite model is the safe CPU default).
 _CPU_MIN_CORES = 16
 _CPU_CTX = 8192
+# A CPU VLM's measured p95 on 2 cores, spread over this machine's cores: ggml's matmuls (the vision encoder's
+# and the prefill's) scale about linearly with cores (a judgement, not a measurement). Only measured presets
+# are ever recommended; a machine whose estimate is under 2 s runs it with backend.tick_s = 2.
+_MEASURED_CORES = 2
 
 
 def _nvidia() -> tuple[str, int]:
@@ -476,8 +502,10 @@ def detect_hardware() -> Hardware:
 
 def recommend(hw: Hardware) -> Recommendation:
     """The ONE preset recommendation (first run and the model manager): a GPU that holds the JoyAI GGUF
-    (weights + q8_0 KV at 16k + overhead) gets it; otherwise the best CPU preset that fits in half the RAM
-    on enough cores; otherwise the lite default, which needs no download."""
+    (weights + q8_0 KV at 16k + overhead) gets it; otherwise the JoyAI GGUF on the CPU when it fits in half the
+    RAM on enough cores; otherwise, without a GPU, the largest CPU VLM (SmolVLM2, Qwen2.5-VL 3B, Gemma 3 4B) whose
+    measured speed, spread over this machine's cores, gives a decision every 1 or 2 s; otherwise the lite
+    default, which needs no download."""
     lite = find_preset("smollm2-lite")
     joy = find_preset("joyai-gguf")
     assert lite is not None and joy is not None
@@ -494,12 +522,33 @@ def recommend(hw: Hardware) -> Recommendation:
                                    "the CPU (expect skipped seconds; lite is faster).", lite,
                               {"backend.name": "llamacpp", "backend.kv_type": "f16", "backend.n_ctx": _CPU_CTX,
                                "backend.llamacpp.n_gpu_layers": 0})
+    vlm = None if hw.has_gpu else _cpu_vlm(hw)
+    if vlm is not None:
+        preset, p95, tick_s = vlm
+        return Recommendation(preset, f"no usable GPU, but {hw.cores} cores and {human(hw.ram_bytes)} RAM should run "
+                                      f"{preset.title} at about {p95:.1f} s per tick (p95, estimated from "
+                                      f"{_MEASURED_CORES} cores){'; one decision every 2 s' if tick_s == 2 else ''}.",
+                              lite, {"backend.name": "llamacpp", "backend.kv_type": "f16", "backend.n_ctx": _CPU_CTX,
+                                     "backend.llamacpp.n_gpu_layers": 0, "backend.tick_s": tick_s})
     if hw.has_gpu:
         why = f"{hw.gpu_name} has {human(hw.vram_bytes)}, less than the {human(need_gpu)} the 8B model needs"
     else:
         why = "no usable GPU was found"
     return Recommendation(lite, f"{why}: the lite CPU model (OCR + scene change + SmolLM2) runs in real time "
                                 "and needs no download.", lite, {"backend.name": "lite"})
+
+
+def _cpu_vlm(hw: Hardware) -> tuple[Preset, float, int] | None:
+    """The largest measured CPU VLM whose weights + f16 KV at 8k fit in half the RAM and whose estimated p95
+    per tick is under 2 s: (preset, estimated p95, tick_s)."""
+    for key in reversed(CPU_VLMS):
+        p = find_preset(key)
+        if p is None or not p.cpu_p95_s:
+            continue
+        p95 = p.cpu_p95_s * _MEASURED_CORES / max(hw.cores, 1)
+        if estimate_vram(p, kv_type="f16", n_ctx=_CPU_CTX).total <= hw.ram_bytes // 2 and p95 < 2.0:
+            return p, p95, 1 if p95 < 1.0 else 2
+    return None
 
 
 def build_info() -> dict[str, str]:

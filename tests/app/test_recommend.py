@@ -77,3 +77,52 @@ def test_amdgpu_vram_is_read_from_sysfs(tmp_path):
     f.write_text(str(16 * GB) + "\n")
     assert _amdgpu(tmp_path) == ("AMD GPU", 16 * GB)
     assert _amdgpu(tmp_path / "missing") == ("", 0)
+
+
+# --- CPU VLMs (issue 18) ---------------------------------------------------------------------------------------
+def _measured(monkeypatch, **p95):
+    """The presets with these 2-core p95 figures (seconds per tick) in place of the benchmark's."""
+    import dataclasses
+
+    import app.models as models
+
+    monkeypatch.setattr(models, "PRESETS", tuple(
+        dataclasses.replace(p, cpu_p95_s=p95.get(p.key.replace("-", "_").replace(".", "_"), 0.0))
+        for p in models.PRESETS))
+
+
+def test_cpu_vlm_presets_pull_one_quant_and_its_projector():
+    from app.models import CPU_VLMS
+
+    for key in CPU_VLMS:
+        p = find_preset(key)
+        assert p.backend == "llamacpp" and any(a.startswith("mmproj") for a in p.allow)
+        assert any(a.endswith(("Q8_0.gguf", "Q4_K_M.gguf")) for a in p.allow)
+    int4 = find_preset("jdopensource/JoyAI-VL-Interaction-INT4")
+    assert int4.backend == "torch" and int4.prequantized
+    # already 4-bit on disk: the estimate's weights are the download, not 2 bytes a parameter
+    assert estimate_vram(int4).weights == int(int4.download_gb * GB) < estimate_vram(find_preset("joyai")).weights
+
+
+def test_no_gpu_gets_the_largest_measured_cpu_vlm_that_keeps_up(monkeypatch):
+    _measured(monkeypatch, smolvlm2_256m=1.6, smolvlm2_500m=3.0)
+    two_cores = recommend(Hardware("x", 2, 8 * GB))  # 256M: 1.6 s → a decision every 2 s; 500M: 3 s, too slow
+    assert two_cores.preset.key == "smolvlm2-256m" and two_cores.settings["backend.tick_s"] == 2
+    assert two_cores.settings["backend.name"] == "llamacpp" and two_cores.no_download.key == "smollm2-lite"
+    assert "2 s" in two_cores.reason
+    four = recommend(Hardware("x", 4, 8 * GB))  # 500M spread over 4 cores: 1.5 s
+    assert four.preset.key == "smolvlm2-500m" and four.settings["backend.tick_s"] == 2
+    eight = recommend(Hardware("x", 8, 8 * GB))  # 0.75 s: every second
+    assert eight.preset.key == "smolvlm2-500m" and eight.settings["backend.tick_s"] == 1
+
+
+def test_a_cpu_vlm_must_fit_in_half_the_ram_and_a_gpu_machine_keeps_its_rule(monkeypatch):
+    _measured(monkeypatch, smolvlm2_256m=0.5)
+    assert recommend(Hardware("x", 8, 1 * GB)).preset.key == "smollm2-lite"  # 0.5 GB free is too little
+    assert recommend(Hardware("x", 8, 4 * GB)).preset.key == "smolvlm2-256m"
+    assert recommend(GTX_1650).preset.key == "smollm2-lite"  # a GPU too small for the 8B model: unchanged
+
+
+def test_unmeasured_cpu_vlms_are_never_recommended(monkeypatch):
+    _measured(monkeypatch)
+    assert recommend(Hardware("x", 64, 8 * GB)).preset.key == "smollm2-lite"
