@@ -45,6 +45,10 @@ from engine.dami.tiny_pair import (  # noqa: E402
 from engine.dami.weights import SafetensorsDict  # noqa: E402
 
 FIXED = tuple(i / 8 for i in range(9))  # includes every default bucket
+NEAR_TRANSITION = (-0.04, -0.03, -0.02, -0.01, 0.0, 0.01, 0.02)  # extra fixed λ around where thinking starts
+# --buckets transition: DAMI's buckets dense around this pair's own transition t (found on the calibration
+# split), as the default buckets are dense around the one seen on Qwen3-4B 2507 pairs
+TRANSITION_BUCKETS = (-0.02, -0.01, 0.0, 0.01, 0.02)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -103,6 +107,18 @@ def probe_all(m_i, m_t, tok, problems, k: int = 8):
     return [uncertainty(float(a), float(b)) for a, b in zip(c, d, strict=True)], pr.pooled
 
 
+def transition(swapper, tok, problems, prefill, steps: int = 7) -> float:
+    """The λ where half the answers think, by bisection on ``problems`` (the calibration split): the pair's
+    phase transition, where a finer fixed-λ grid is worth measuring."""
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        swapper.set(mid)
+        rows = generate(swapper.model, tok, problems, prefill(mid))
+        lo, hi = (lo, mid) if sum(r[2] for r in rows) >= len(rows) / 2 else (mid, hi)
+    return (lo + hi) / 2
+
+
 def summarise(rows):
     """(accuracy, mean generated tokens)."""
     n = len(rows)
@@ -130,7 +146,7 @@ def run_at(swapper, tok, problems, lams, prefill):
     return res
 
 
-def calibrate_quantiles(us, table, budget_frac: float):
+def calibrate_quantiles(us, table, budget_frac: float, buckets):
     """The zero-shot map's quantiles, chosen on the calibration split: best accuracy whose mean tokens
     stay within ``budget_frac`` of the Thinking model's (ties → fewer tokens)."""
     think_tokens = summarise(table[1.0])[1]
@@ -139,7 +155,7 @@ def calibrate_quantiles(us, table, budget_frac: float):
         for hi_q in (0.6, 0.7, 0.8, 0.9, 0.95, 0.99):
             if hi_q <= lo_q:
                 continue
-            z = ZeroShotLambda.calibrate(us, lo_q, hi_q)
+            z = ZeroShotLambda.calibrate(us, lo_q, hi_q, buckets)
             rows = [table[z(u)][i] for i, u in enumerate(us)]
             acc, toks = summarise(rows)
             key = (toks <= budget_frac * think_tokens, acc, -toks)
@@ -215,6 +231,8 @@ def main() -> None:
     ap.add_argument("--calib-per-level", type=int, default=40, help="calibration-split questions per difficulty")
     ap.add_argument("--budget", type=float, default=0.55,
                     help="zero-shot calibration token budget (× Thinking; below the goal's 0.6 to leave a margin)")
+    ap.add_argument("--buckets", choices=("default", "transition"), default="default",
+                    help="DAMI's λ buckets: the brain's default, or 0, 1 and five around this pair's transition")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)  # 2 shared cores: one thread was ~10x faster than two for these tiny models
@@ -244,8 +262,12 @@ def main() -> None:
         return think_prefill if lam >= 0.5 else ""
 
     t = time.perf_counter()
+    t_half = transition(sw, tok, calib, prefill)
+    grid = sorted(set(FIXED) | {round(t_half + d, 3) for d in NEAR_TRANSITION if 0 < t_half + d < 1})
+    buckets = BUCKETS if a.buckets == "default" else (
+        0.0, *(round(t_half + d, 3) for d in TRANSITION_BUCKETS), 1.0)
     table_h, table_c = {}, {}
-    for lam in FIXED:
+    for lam in grid:
         sw.set(lam)
         table_h[lam] = generate(sw.model, tok, held, prefill(lam))
         table_c[lam] = generate(sw.model, tok, calib, prefill(lam))
@@ -254,16 +276,16 @@ def main() -> None:
     # everything DAMI chooses is fitted on the calibration split; the held-out set only measures
     u_c, h_c = probe_all(m_i, m_t, tok, calib)
     u_h, h_h = probe_all(m_i, m_t, tok, held)
-    z, lo_q, hi_q = calibrate_quantiles(u_c, table_c, a.budget)
+    z, lo_q, hi_q = calibrate_quantiles(u_c, table_c, a.budget, buckets)
     lam_conf = [z(u) for u in u_h]
     torch.manual_seed(a.seed)  # the estimator's initial weights (its fit seeds only the updates)
-    est = PrefEstimator(h_c.shape[1], BUCKETS, hidden=32)
-    accs = [{lam: float(table_c[lam][i][0]) for lam in BUCKETS} for i in range(len(calib))]
-    toks = [{lam: float(table_c[lam][i][1]) for lam in BUCKETS} for i in range(len(calib))]
+    est = PrefEstimator(h_c.shape[1], buckets, hidden=32)
+    accs = [{lam: float(table_c[lam][i][0]) for lam in buckets} for i in range(len(calib))]
+    toks = [{lam: float(table_c[lam][i][1]) for lam in buckets} for i in range(len(calib))]
     est.fit(h_c, accs, toks, epochs=300)
     lam_pref = est.predict(h_h)
 
-    points = {f"fixed λ={lam:g}": summarise(table_h[lam]) for lam in FIXED}
+    points = {f"fixed λ={lam:g}": summarise(table_h[lam]) for lam in grid}
     dami = {"DAMI zero-shot": (lam_conf, run_at(sw, tok, held, lam_conf, prefill)),
             "DAMI trained": (lam_pref, run_at(sw, tok, held, lam_pref, prefill))}
     for name, (_, rows) in dami.items():
@@ -271,7 +293,8 @@ def main() -> None:
     on_front = front(points)
 
     print(f"\nheld-out: {len(held)} questions ({a.n_per_level} per difficulty {levels[0]}–{levels[-1]} operand "
-          f"digits); calibration split {len(calib)} (other seed); sweep {sweep_s:.0f} s")
+          f"digits); calibration split {len(calib)} (other seed); sweep {sweep_s:.0f} s; half the calibration "
+          f"answers think from λ ≈ {t_half:.3f}, so the fixed grid is denser there")
     print(f"\n| method | accuracy | mean tokens | thought | acc. by digits {'/'.join(map(str, levels))} | on front |")
     print("|---|---|---|---|---|---|")
     for name, (acc, tk) in points.items():
@@ -290,7 +313,7 @@ def main() -> None:
         rho = spearman(lams, diff)
         dominated_by = [f for f in points if f.startswith("fixed") and points[f][0] >= acc and points[f][1] <= tk
                         and points[f] != (acc, tk)]
-        hist = {b: sum(x == b for x in lams) for b in BUCKETS}
+        hist = {b: sum(x == b for x in lams) for b in buckets}
         print(f"\n{name}: λ histogram {hist}")
         print(f"  Spearman(λ(q), difficulty) = {rho:.3f}   [goal > 0.3: {'met' if rho > 0.3 else 'MISSED'}]")
         print(f"  at an in-between λ: {mid:.0%}   [goal ≥ 30%: {'met' if mid >= 0.3 else 'MISSED'}]")
