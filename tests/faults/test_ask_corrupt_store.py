@@ -3,19 +3,15 @@ not a database at all, and a real store whose event pages were damaged after it 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from engine.log import SqliteStore
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.faults.cli import presence
 
 
 def ask(store: Path, session: str = "s1") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "ask", "--store", str(store), session, "what was shown?"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return presence("ask", "--store", str(store), session, "what was shown?")
 
 
 def test_a_file_that_is_not_a_store(tmp_path):

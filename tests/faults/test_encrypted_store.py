@@ -16,14 +16,9 @@ import pytest
 
 from app.wiring import DEMO_CLIP
 from engine.store_key import KEY_FILE
+from tests.faults.cli import ROOT, presence
 
 pytest.importorskip("sqlcipher3", reason="sqlcipher3 (presence[encrypt]) not installed")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def presence(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 def record(base: Path) -> dict[bool, tuple[Path, list[str]]]:

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from app.wiring import DEMO_CLIP
 from engine.source import redact_url
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def presence(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+from tests.faults.cli import presence
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -4,9 +4,7 @@ coloured "[WARNING] … The text detection result is empty" for every blank fram
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,16 +12,12 @@ import numpy as np
 import pytest
 
 from engine.perception import ocr
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.faults.cli import presence
 
 
 def run(tmp_path, source: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "run", "--headless", "--fast", "--no-speak", "--quiet",
-                           "--source", str(source), "--log", str(tmp_path / "run.jsonl"),
-                           "--store", str(tmp_path / "s.sqlite"), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return presence("run", "--headless", "--fast", "--no-speak", "--quiet", "--source", str(source),
+                    "--log", str(tmp_path / "run.jsonl"), "--store", str(tmp_path / "s.sqlite"), *args, timeout=180)
 
 
 @pytest.mark.skipif(not ocr.available(), reason="rapidocr (presence[ocr]) not installed")

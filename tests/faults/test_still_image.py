@@ -5,9 +5,6 @@ and exit 0."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,8 +12,7 @@ import numpy as np
 import pytest
 
 from plugins.capture.video_file import VideoFileSource
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.faults.cli import presence
 
 
 def _picture() -> np.ndarray:
@@ -46,10 +42,9 @@ def test_a_single_picture_source_yields_its_frame_once(tmp_path, name):
 
 def test_presence_run_on_a_still_image_logs_one_record(tmp_path):
     log = tmp_path / "run.jsonl"
-    r = subprocess.run([sys.executable, "-m", "app.cli", "run", "--headless", "--fast", "--no-speak", "--quiet",
-                        "--source", str(_write(tmp_path / "still.png")), "--backend", "heuristic",
-                        "--set", "heuristic.ocr=false", "--log", str(log), "--store", str(tmp_path / "s.sqlite")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    r = presence("run", "--headless", "--fast", "--no-speak", "--quiet", "--source", str(_write(tmp_path / "still.png")),
+                 "--backend", "heuristic", "--set", "heuristic.ocr=false", "--log", str(log),
+                 "--store", str(tmp_path / "s.sqlite"))
     assert r.returncode == 0, r.stderr
     records = [e for e in map(json.loads, log.read_text().splitlines()) if e["type"] in ("decision", "skipped")]
     assert [(e["type"], e["t"]) for e in records] == [("decision", 0.0)]

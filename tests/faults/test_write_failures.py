@@ -19,15 +19,10 @@ from app.config import Settings
 from app.wiring import DEMO_CLIP, build_session
 from engine.log import JsonlLog, SqliteStore
 from tests.engine.fakes import ArraySource, ScriptedBackend, solid
+from tests.faults.cli import presence
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.exists(), reason=f"demo clip missing: {DEMO_CLIP}")
-
-
-def presence(*args, env=None, timeout=120):
-    e = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=e)
 
 
 def lines_of(path: Path) -> list[dict]:
