@@ -75,8 +75,9 @@ def settings_for(part: str, server_url: str = "", model: str = "", max_pixels: i
     return s
 
 
-def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss) -> dict:
-    """One run of ``n`` real-time streams for ``seconds``; latency and skip figures over all streams."""
+def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss, warmup: int = 0) -> dict:
+    """One run of ``n`` real-time streams for ``seconds``; latency and skip figures over all streams, from
+    second ``warmup`` on (the first seconds carry every stream's chunk prefix: the system prompt)."""
     from app.wiring import build_streams
 
     out = Path(tempfile.mkdtemp(prefix="presence-many-"))
@@ -90,6 +91,8 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss) -> dict
         clock = m.clock(i)
 
         def record(e, clock=clock):
+            if e.get("t", 0) < warmup:
+                return
             if e["type"] == "decision":
                 lat.append(clock.now() - (e["t"] + 1))
                 work["prefill_ms"].append(e["latency_ms"]["prefill"])
@@ -121,7 +124,7 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss) -> dict
     records = len(lat) + skipped[0]
     q = np.percentile(lat, [50, 95]) if lat else [float("nan")] * 2
     return {
-        "streams": n, "seconds": seconds, "wall_s": round(wall, 1), "records": records,
+        "streams": n, "seconds": seconds, "warmup": warmup, "wall_s": round(wall, 1), "records": records,
         "tick_p50_s": round(float(q[0]), 3), "tick_p95_s": round(float(q[1]), 3),
         "skipped_fraction": round(skipped[0] / max(records, 1), 3), "rss_mb": round(peak[0] / 2**20),
         "prefill_ms_p50": round(float(np.median(work["prefill_ms"])), 1) if lat else None,
@@ -133,7 +136,7 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss) -> dict
 
 
 def bench_part(part: str, streams: list[int], seconds: int, clip: Path, url: str = "", model: str = "",
-               max_pixels: int = 112 * 112, chunk_ticks: int = 0) -> list[dict]:
+               max_pixels: int = 112 * 112, chunk_ticks: int = 0, warmup: int = 0) -> list[dict]:
     import psutil
 
     from app.wiring import build_backend
@@ -159,7 +162,7 @@ def bench_part(part: str, streams: list[int], seconds: int, clip: Path, url: str
         shared = build_backend(settings)
         print(f"# {part}: loaded, rss {rss() / 2**20:.0f} MB", file=sys.stderr)
         for n in streams:
-            row = run_streams(settings, shared, n, seconds, clip, rss)
+            row = run_streams(settings, shared, n, seconds, clip, rss, warmup)
             row["part"] = part
             row["load"] = os.getloadavg()[0]
             rows.append(row)
@@ -222,6 +225,7 @@ def gpu_model(gpu: dict, vision_tokens: int, text_tokens: int, decode_tokens: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5, help="first seconds left out of the figures")
     ap.add_argument("--streams", default="1,2,4,8,16")
     ap.add_argument("--parts", default="local-smollm2,local-vlm,server-smollm2")
     ap.add_argument("--json", default="")
@@ -239,7 +243,7 @@ def main() -> None:
         if part == "local-vlm" and not (Path(os.environ.get("PRESENCE_TEST_ASSETS", "")) / "qwen25vl-tiny-f32.gguf").is_file():
             print("# local-vlm skipped: PRESENCE_TEST_ASSETS has no tiny Qwen2.5-VL GGUF", file=sys.stderr)
             continue
-        rows += bench_part(part, streams, a.seconds, clip, a.url, a.model, a.max_pixels, a.chunk_ticks)
+        rows += bench_part(part, streams, a.seconds, clip, a.url, a.model, a.max_pixels, a.chunk_ticks, a.warmup)
     print(f"# load after: {os.getloadavg()}", file=sys.stderr)
     print(f"{'part':<15} {'N':>3} {'p50 s':>7} {'p95 s':>7} {'skipped':>8} {'RSS MB':>7} {'prefill ms':>10} "
           f"{'decide ms':>9} {'new tok':>7} {'load':>5}")
