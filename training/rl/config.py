@@ -120,6 +120,7 @@ class RLConfig:
     window: tuple[int, int] = (20, 60)
     mode: str = "prompt"
     save_every: int = 10
+    eval_windows: int = 0  # held-out windows scored at the end (0 = all)
     threads: int = 0
     shuffle_rewards: bool = False  # negative control: rewards permuted inside each group batch
     rollout: RolloutConfig = field(default_factory=RolloutConfig)

@@ -75,6 +75,7 @@ def train_grpo(cfg: RLConfig, resume: bool = False, heldout: list[str] | None = 
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, processor, device, train, held = setup(cfg, heldout, progress=progress)
+    held = held[:cfg.eval_windows] if cfg.eval_windows > 0 else held
     trainer = GRPOTrainer(cfg, model, processor, train, held, device, objective)
     out = trainer.run(cfg.out, resume=resume, bar=bar, progress=progress)
     if cfg.data == [SYMBOLSTREAM]:

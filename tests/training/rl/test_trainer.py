@@ -80,7 +80,8 @@ def _cli(*args):
 def test_cli_runs_writes_metrics_and_model(tmp_path):
     out = tmp_path / "run"
     r = _cli("--data", "symbolstream", "--init-symbolstream", "60", "--out", str(out), "--steps", "2",
-             "--group", "4", "--lr", "1e-3", "--rlsd", "--quiet", "--threads", "1", "--max-tokens", "12")
+             "--group", "4", "--lr", "1e-3", "--rlsd", "--quiet", "--threads", "1", "--max-tokens", "12",
+             "--eval-windows", "4")
     assert r.returncode == 0, r.stderr
     assert "held-out: reward" in r.stdout
     recs = [json.loads(x) for x in (out / "metrics.jsonl").open()]
@@ -91,5 +92,9 @@ def test_cli_runs_writes_metrics_and_model(tmp_path):
 def test_cli_bad_init_is_one_line_exit_2(tmp_path):
     r = _cli("--data", "symbolstream", "--init", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "SymbolStream" in r.stderr
-    r = _cli("--data", "symbolstream", "--init", str(tmp_path), "--out", str(tmp_path / "r"), "--group", "3")
-    assert r.returncode == 2 and "4–16" in r.stderr
+
+
+def test_group_size_outside_4_to_16_is_refused():
+    for g in (3, 17):
+        with pytest.raises(ValueError, match="4–16"):
+            RolloutConfig(group=g)
