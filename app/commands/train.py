@@ -138,7 +138,7 @@ def cmd_grpo(args) -> int:
     try:
         cfg = RLConfig(init=init, data=list(args.data), out=args.out, steps=args.steps, lr=args.lr, seed=args.seed,
                        window=(args.window[0], args.window[1]), mode=args.mode, save_every=args.save_every,
-                       threads=args.threads, rollout=RolloutConfig(group=args.group, temperature=args.temperature,
+                       threads=args.threads, eval_windows=args.eval_windows, rollout=RolloutConfig(group=args.group, temperature=args.temperature,
                                              max_tokens=args.max_tokens))
     except ValueError as exc:
         return _err(EXIT_USAGE, str(exc))
@@ -238,6 +238,7 @@ def register(sub) -> None:
     g.add_argument("--autonpo", action="store_true", help="AutoNPO: roll back with guides on a plateau")
     g.add_argument("--rlsd", action="store_true", help="RLSD: a frozen teacher with the annotation weights tokens")
     g.add_argument("--save-every", type=int, default=10)
+    g.add_argument("--eval-windows", type=int, default=0, help="held-out windows scored at the end (0 = all)")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     g.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint (same rollouts and RNG)")
     g.add_argument("--quiet", action="store_true")
