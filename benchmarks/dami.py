@@ -164,6 +164,39 @@ def calibrate_quantiles(us, table, budget_frac: float, buckets):
     return best[1], best[2], best[3]
 
 
+ACC_WEIGHTS = (1.0, 3.0, 10.0, 30.0)  # the trained estimator's accuracy-pair weights tried on the calibration split
+
+
+def fit_pref(h, table, buckets, idx, acc_weight, seed):
+    """A preference estimator fitted on the calibration rows ``idx``."""
+    torch.manual_seed(seed)  # the estimator's initial weights (its fit seeds only the updates)
+    est = PrefEstimator(h.shape[1], buckets, hidden=32)
+    accs = [{lam: float(table[lam][i][0]) for lam in buckets} for i in idx]
+    toks = [{lam: float(table[lam][i][1]) for lam in buckets} for i in idx]
+    est.fit(h[idx], accs, toks, epochs=300, acc_weight=acc_weight)
+    return est
+
+
+def choose_acc_weight(h, table, buckets, budget_frac: float, seed: int) -> tuple[float, dict]:
+    """Two-fold on the calibration split: the weight whose out-of-fold choices give the best accuracy
+    within ``budget_frac`` of the Thinking model's tokens (the zero-shot map's rule; ties → fewer tokens)."""
+    n = h.shape[0]
+    folds = (list(range(0, n, 2)), list(range(1, n, 2)))
+    think_tokens = summarise(table[1.0])[1]
+    best, tried = None, {}
+    for w in ACC_WEIGHTS:
+        rows = []
+        for fit_idx, test_idx in (folds, folds[::-1]):
+            lams = fit_pref(h, table, buckets, fit_idx, w, seed).predict(h[test_idx])
+            rows += [table[lam][i] for lam, i in zip(lams, test_idx, strict=True)]
+        acc, toks = summarise(rows)
+        tried[w] = (acc, toks)
+        key = (toks <= budget_frac * think_tokens, acc, -toks)
+        if best is None or key > best[0]:
+            best = (key, w)
+    return best[1], tried
+
+
 def switch_costs(model_i, sd_i, sd_t, reps: int = 20):
     out = {}
     sw = InPlaceSwapper(copy.deepcopy(model_i), lambda: (sd_i, sd_t), 0.25, rebuild_every=10**9)
@@ -278,12 +311,8 @@ def main() -> None:
     u_h, h_h = probe_all(m_i, m_t, tok, held)
     z, lo_q, hi_q = calibrate_quantiles(u_c, table_c, a.budget, buckets)
     lam_conf = [z(u) for u in u_h]
-    torch.manual_seed(a.seed)  # the estimator's initial weights (its fit seeds only the updates)
-    est = PrefEstimator(h_c.shape[1], buckets, hidden=32)
-    accs = [{lam: float(table_c[lam][i][0]) for lam in buckets} for i in range(len(calib))]
-    toks = [{lam: float(table_c[lam][i][1]) for lam in buckets} for i in range(len(calib))]
-    est.fit(h_c, accs, toks, epochs=300)
-    lam_pref = est.predict(h_h)
+    acc_weight, tried = choose_acc_weight(h_c, table_c, buckets, a.budget, a.seed)
+    lam_pref = fit_pref(h_c, table_c, buckets, list(range(len(calib))), acc_weight, a.seed).predict(h_h)
 
     points = {f"fixed λ={lam:g}": summarise(table_h[lam]) for lam in grid}
     dami = {"DAMI zero-shot": (lam_conf, run_at(sw, tok, held, lam_conf, prefill)),
@@ -306,7 +335,9 @@ def main() -> None:
 
     think_acc, think_tok = points["fixed λ=1"]
     print(f"\nzero-shot map: u_lo={z.u_lo:.4f} (q{lo_q:g}), u_hi={z.u_hi:.4f} (q{hi_q:g}) on the calibration split, "
-          f"budget {a.budget:g}× Thinking tokens")
+          f"budget {a.budget:g}× Thinking tokens; trained estimator: accuracy pairs weighted {acc_weight:g}× "
+          f"(two-fold on the calibration split, same rule; out-of-fold accuracy/tokens: "
+          f"{', '.join(f'{w:g}× {x:.3f}/{t:.1f}' for w, (x, t) in tried.items())})")
     for name, (lams, _) in dami.items():
         acc, tk = points[name]
         mid = sum(0 < x < 1 for x in lams) / len(lams)

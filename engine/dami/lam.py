@@ -100,22 +100,28 @@ class PrefEstimator(torch.nn.Module):
         return [self.buckets[i] for i in self.scores(h).argmax(-1).tolist()]
 
     def fit(self, hs: torch.Tensor, accs: Sequence[Mapping[float, float]], toks: Sequence[Mapping[float, float]],
-            eps: float = 0.05, epochs: int = 300, lr: float = 3e-3, seed: int = 0) -> float:
-        """Bradley–Terry on every preference pair of every query; returns the final loss."""
+            eps: float = 0.05, epochs: int = 300, lr: float = 3e-3, seed: int = 0, acc_weight: float = 1.0
+            ) -> float:
+        """Bradley–Terry on every preference pair of every query; returns the final loss.
+
+        ``acc_weight``: weight of a pair decided by accuracy against one decided by tokens. At 1 the
+        estimator picks what most queries like this one prefer; above 1 a failure that only some of them
+        suffer outweighs the tokens the others would save (accuracy first across queries, too)."""
         torch.manual_seed(seed)
         hs = hs.float()
         self.mean.copy_(hs.mean(0))
         self.std.copy_(hs.std(0).clamp_min(1e-6))
         idx = {b: i for i, b in enumerate(self.buckets)}
-        q, w, lo = [], [], []
+        q, w, lo, wt = [], [], [], []
         for n, (a, t) in enumerate(zip(accs, toks, strict=True)):
             for win, lose in preference_pairs(a, t, eps):
                 q.append(n)
                 w.append(idx[win])
                 lo.append(idx[lose])
+                wt.append(acc_weight if a[win] > a[lose] + eps else 1.0)
         if not q:
             return 0.0
-        q_t, w_t, l_t = torch.tensor(q), torch.tensor(w), torch.tensor(lo)
+        q_t, w_t, l_t, wt_t = torch.tensor(q), torch.tensor(w), torch.tensor(lo), torch.tensor(wt)
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-3)
         loss = torch.tensor(0.0)
         threads = torch.get_num_threads()
@@ -123,7 +129,7 @@ class PrefEstimator(torch.nn.Module):
         try:
             for _ in range(epochs):
                 s = self.scores(hs)
-                loss = -torch.nn.functional.logsigmoid(s[q_t, w_t] - s[q_t, l_t]).mean()
+                loss = -(wt_t * torch.nn.functional.logsigmoid(s[q_t, w_t] - s[q_t, l_t])).sum() / wt_t.sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

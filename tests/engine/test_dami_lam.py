@@ -84,3 +84,32 @@ def test_trained_estimator_round_trips_through_a_file(tmp_path):
     est.save(tmp_path / "est.pt")
     again = PrefEstimator.load(tmp_path / "est.pt")
     assert again.predict(h) == est.predict(h)
+
+
+def test_accuracy_weight_thinks_for_a_kind_of_query_that_sometimes_fails():
+    """A quarter of the "risky" queries (feature 0 > 0), which ones unpredictable, fail unless λ ≥ 0.5;
+    "safe" ones never fail. Unweighted, the majority (answer directly) wins for risky queries; with
+    accuracy pairs weighted 10×, the risky kind thinks and the safe kind still does not."""
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(400, 4, generator=g)
+    risky = (h[:, 0] > 0).tolist()
+    fails = (torch.rand(400, generator=g) < 0.25).tolist()
+    accs = [{b: float(b >= 0.5 or not (r and f)) for b in BUCKETS} for r, f in zip(risky, fails, strict=True)]
+    toks = [{b: 10 + 100 * b for b in BUCKETS} for _ in risky]
+
+    def thinking_share(acc_weight):
+        est = PrefEstimator(4, BUCKETS, hidden=16)
+        est.fit(h, accs, toks, epochs=200, acc_weight=acc_weight)
+        ht = torch.randn(200, 4, generator=torch.Generator().manual_seed(4))
+        pred = est.predict(ht)
+        kind = (ht[:, 0] > 0).tolist()
+        share = [sum(p >= 0.5 for p, k in zip(pred, kind, strict=True) if k == want) / max(1, kind.count(want))
+                 for want in (True, False)]
+        return share  # [risky, safe]
+
+    risky_w, safe_w = thinking_share(10.0)
+    assert risky_w > 0.8 and safe_w < 0.2, (risky_w, safe_w)
+    # control: unweighted, most risky queries answer directly. The MLP memorises some single failures,
+    # so a few near them think (0.26 measured; the threshold first written, 0.2, was too strict)
+    risky_1, _ = thinking_share(1.0)
+    assert risky_1 < 0.5, risky_1
