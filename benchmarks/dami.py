@@ -3,10 +3,11 @@
 Builds (or reuses) the pair, then on a held-out set graded by difficulty (operand digits 1–--digits):
 
 * accuracy, mean generated tokens and the share of answers that thought, at fixed λ from 0 to 1 in
-  steps of 1/8 (the brain's buckets among them);
+  steps of 1/8 (the brain's buckets among them) plus seven λ around the pair's thinking transition;
 * DAMI zero-shot (confidence + discrepancy; u_lo/u_hi chosen on a separate calibration split) and
-  DAMI trained (preference estimator fitted on the calibration split's λ sweep); nothing is chosen on
-  the held-out set;
+  DAMI trained (preference estimator fitted on the calibration split's λ sweep, its accuracy weight
+  chosen by two-fold cross-validation there); nothing is chosen on the held-out set. ``--buckets
+  transition`` gives DAMI buckets around the transition instead of the brain's default;
 * the Spearman correlation of λ(q) with difficulty, the share of questions at an in-between λ, the
   accuracy–tokens front, and the issue's goals;
 * switch cost per strategy (in-place swap, exact rebuild, bucket hit, bucket miss, GGUF bucket merge)
