@@ -4,9 +4,9 @@
         [--sizes 512,1024] [--long 600] [--threads 2] [--cell-budget-s 300]
 
 Random weights at the published shapes (SmolVLM2-256M / -500M: Idefics3 with a SigLIP-base tower and a Llama
-text model), built from config, converted with llama.cpp's own converter (``make gguf-converter``) and
-quantized as users run them (text Q8_0 / Q4_K_M with llama_cpp.llama_model_quantize; the projector f16, as the
-published GGUF projectors are). Cached under ``~/.cache/presence/bench`` (``$PRESENCE_BENCH_CACHE``). Random
+text model; Gemma-3-4B on request), built from config by the family builders of tests/backends/family_models.py,
+converted with llama.cpp's own converter (``make gguf-converter``) and quantized as users run them (text Q8_0 /
+Q4_K_M with llama_cpp.llama_model_quantize; the projector f16, as the published GGUF projectors are). Cached under ``~/.cache/presence/bench`` (``$PRESENCE_BENCH_CACHE``). Random
 weights make the decisions meaningless but the cost exact — except the decision's length: it is capped at
 ``--decision-tokens`` (8: a ``</silence>`` is 3-5 tokens), since random weights never stop on their own.
 
@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,97 +49,81 @@ from engine.protocol import normalize  # noqa: E402
 CACHE = Path(os.environ.get("PRESENCE_BENCH_CACHE", Path.home() / ".cache" / "presence" / "bench"))
 SIGLIP_BASE_512 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                        image_size=512, patch_size=16)
+SIGLIP_SO400M_896 = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                         image_size=896, patch_size=14)
 
 
 @dataclass(frozen=True)
-class Shape:
-    """A published checkpoint's shapes (config.json of HuggingFaceTB/SmolVLM2-*-Video-Instruct)."""
+class Spec:
+    """A published checkpoint's shapes (its config.json), the family builder that makes them, and the text
+    model's llama.cpp type as users run it."""
 
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    quant: str  # how users run it: the text model's llama.cpp type
-    vocab: int = 49280
-    scale_factor: int = 4  # pixel shuffle: 1024 patches of a 512 tile → 64 tokens
-    rope_theta: float = 100000.0
+    family: str  # smolvlm2 | gemma3 (tests/backends/family_models.py)
+    quant: str
+    text: dict
+    vision: dict
+    extra: dict = field(default_factory=dict)
 
 
+def _smolvlm2(hidden: int, inter: int, layers: int, heads: int, kv: int) -> dict:
+    return dict(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=kv, head_dim=64, vocab_size=49280, rope_theta=100000.0,
+                max_position_embeddings=8192, tie_word_embeddings=True)
+
+
+# SmolVLM2: pixel shuffle 4 → 64 tokens per 512 tile; Gemma 3 4B: 256 tokens per 896 frame, 5 local : 1 global
 MODELS = {
-    "smolvlm2-256m": Shape(576, 1536, 30, 9, 3, "Q8_0"),
-    "smolvlm2-500m": Shape(960, 2560, 32, 15, 5, "Q8_0"),
-    "smolvlm2-500m-q4": Shape(960, 2560, 32, 15, 5, "Q4_K_M"),
+    "smolvlm2-256m": Spec("smolvlm2", "Q8_0", _smolvlm2(576, 1536, 30, 9, 3), SIGLIP_BASE_512,
+                          dict(scale_factor=4, image_seq_len=64)),
+    "smolvlm2-500m": Spec("smolvlm2", "Q8_0", _smolvlm2(960, 2560, 32, 15, 5), SIGLIP_BASE_512,
+                          dict(scale_factor=4, image_seq_len=64)),
+    "gemma-3-4b": Spec("gemma3", "Q4_K_M", dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34,
+                                                num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+                                                vocab_size=262208, sliding_window=1024, query_pre_attn_scalar=256,
+                                                max_position_embeddings=131072), SIGLIP_SO400M_896,
+                       dict(mm_tokens=256)),
 }
 SIZES = (512, 1024)  # 2048 (the published setting, 17 encodes a frame) with --sizes 512,1024,2048
 FTYPES = {"Q8_0": 7, "Q4_K_M": 15}
 
 
-def _checkpoint(name: str, shape: Shape) -> Path:
-    """Random weights at ``shape`` as a HF checkpoint (bf16 on disk)."""
+def _checkpoint(name: str, spec: Spec) -> Path:
+    """Random weights at ``spec``'s shapes as a HF checkpoint (bf16), by the family's test builder."""
     import torch
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-    )
 
-    from tests.backends import family_templates
-    from tests.backends.family_models import _bpe
+    from tests.backends.family_models import BUILDERS
 
     d = CACHE / name / "hf"
-    if (d / "model.safetensors").is_file():
-        return d
-    specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                "<global-img>", *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))]
-    tok = _bpe(specials, family_templates.SMOLVLM2, "<|im_start|>", "<end_of_utterance>", "<|endoftext|>")
-    tok.add_special_tokens({"additional_special_tokens": specials[3:]})
-    ids = tok.convert_tokens_to_ids
-    text = dict(model_type="llama", architectures=["VLlama3ForCausalLM"], vocab_size=shape.vocab,
-                hidden_size=shape.hidden, intermediate_size=shape.intermediate, num_hidden_layers=shape.layers,
-                num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads, rope_theta=shape.rope_theta,
-                max_position_embeddings=8192, bos_token_id=ids("<|im_start|>"), eos_token_id=ids("<end_of_utterance>"),
-                pad_token_id=ids("<|endoftext|>"))
-    cfg = Idefics3Config(text_config=text, vision_config=SIGLIP_BASE_512, scale_factor=shape.scale_factor,
-                         image_token_id=ids("<image>"), tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = Idefics3ForConditionalGeneration(cfg).to(torch.bfloat16).eval()
-    ip = Idefics3ImageProcessor(do_image_splitting=True, size={"longest_edge": 2048},
-                                max_image_size={"longest_edge": 512})
-    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=64,
-                             chat_template=family_templates.SMOLVLM2)
-    d.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    tok.save_pretrained(d)
+    if not (d / "model.safetensors").is_file():
+        BUILDERS[spec.family](d, text=spec.text, vision=spec.vision, dtype=torch.bfloat16, **spec.extra)
     return d
 
 
-def prepare(name: str, shape: Shape, size: int) -> tuple[Path, Path]:
-    """(quantized text GGUF, f16 projector for ``size``), built once and cached."""
+def prepare(name: str, spec: Spec, size: int) -> tuple[Path, Path]:
+    """(quantized text GGUF, f16 projector for ``size``), built once and cached. Only SmolVLM2's projector
+    has a size (Gemma 3's encoder takes every frame at 896)."""
     import llama_cpp
 
     from training.gguf import _run, converter_dir
 
     out = CACHE / name
-    model, f16 = out / f"{name}-{shape.quant}.gguf", out / f"{name}-f16.gguf"
+    model, f16 = out / f"{name}-{spec.quant}.gguf", out / f"{name}-f16.gguf"
     mmproj = out / f"{name}-mmproj-{size}-f16.gguf"
     if not model.is_file() or not mmproj.is_file():
-        hf = _checkpoint(name, shape)
+        hf = _checkpoint(name, spec)
         if not model.is_file():
             _run(converter_dir(), [str(hf), "--outfile", str(f16), "--outtype", "f16"])
             params = llama_cpp.llama_model_quantize_default_params()
-            params.ftype = FTYPES[shape.quant]
+            params.ftype = FTYPES[spec.quant]
             rc = llama_cpp.llama_model_quantize(str(f16).encode(), str(model).encode(), params)
             if rc != 0:
-                raise SystemExit(f"quantizing {f16.name} to {shape.quant} failed (code {rc})")
+                raise SystemExit(f"quantizing {f16.name} to {spec.quant} failed (code {rc})")
             f16.unlink()
-        # the projector records the processor's long side (clip.vision.preproc_image_size): one per size
-        cfg_file = hf / "processor_config.json"
-        cfg = json.loads(cfg_file.read_text())
-        cfg["image_processor"]["size"] = {"longest_edge": size}
-        cfg_file.write_text(json.dumps(cfg, indent=2))
+        if spec.family == "smolvlm2":  # the projector records the processor's long side: one per size
+            cfg_file = hf / "processor_config.json"
+            cfg = json.loads(cfg_file.read_text())
+            cfg["image_processor"]["size"] = {"longest_edge": size}
+            cfg_file.write_text(json.dumps(cfg, indent=2))
         _run(converter_dir(), [str(hf), "--outfile", str(mmproj), "--outtype", "f16", "--mmproj"])
     return model, mmproj
 
@@ -210,7 +194,8 @@ def _row(name: str, size: int, r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default="smolvlm2-256m,smolvlm2-500m",
+                    help=f"of {', '.join(MODELS)} (gemma-3-4b: about 9 GB of RAM to build, 3 GB to run)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--ticks", type=int, default=60)
     ap.add_argument("--long", type=int, default=600, help="ticks for the recommended cell (0 = skip)")
@@ -224,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'dec p50':>7} {'p95':>7}  {'tick p50':>7} {'p95':>7}  {'ticks':>5}   (ms)")
     print(header, flush=True)
     for name in a.models.split(","):
-        for size in map(int, a.sizes.split(",")):
+        sizes = list(map(int, a.sizes.split(","))) if MODELS[name].family == "smolvlm2" else [MODELS[name].vision["image_size"]]
+        for size in sizes:
             model, mmproj = prepare(name, MODELS[name], size)
             r = run_cell(model, mmproj, a.ticks, a.threads, a.decision_tokens, a.cell_budget_s)
             results.append((name, size, r))
@@ -234,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def best(limit: float):
         ok = [(n, s) for n, s, r in results if "error" not in r and _p(r["total"], 95) < limit]
-        return max(ok, key=lambda x: (order.index(x[0]) if "q4" not in x[0] else -1, x[1]), default=None)
+        return max(ok, key=lambda x: (order.index(x[0]), x[1]), default=None)
 
     one, two = best(1.0), best(2.0)
     print(f"p95 under 1 s: {one or 'none'}   under 2 s: {two or 'none'}")

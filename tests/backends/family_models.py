@@ -9,6 +9,7 @@ so the torch backend and llama.cpp's HF→GGUF converter read it exactly as they
     build_tiny_llava(dirpath)      LlavaForConditionalGeneration (CLIP tower, llama text; LLaVA-1.5 layout)
 
 Weights are random: the outputs are noise, the shapes, positions, image tokens and processors are real.
+``text`` / ``vision`` override the tiny shapes (benchmarks/cpu_vlm.py builds the published ones with them).
 """
 
 from __future__ import annotations
@@ -49,8 +50,22 @@ def _save(dirpath, model, processor) -> Path:
     return d
 
 
-def build_tiny_smolvlm2(dirpath, seed: int = 0) -> Path:
+def _random(model_cls, cfg, seed: int, dtype):
+    """``model_cls(cfg)`` with random weights, made directly in ``dtype`` (a 4B model in fp32 would not fit)."""
     import torch
+
+    torch.manual_seed(seed)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or torch.float32)
+    try:
+        return model_cls(cfg).eval()
+    finally:
+        torch.set_default_dtype(old)
+
+
+def build_tiny_smolvlm2(dirpath, seed: int = 0, text: dict | None = None, vision: dict | None = None,
+                        scale_factor: int = 2, image_seq_len: int = 4, longest_edge: int = 64, dtype=None) -> Path:
+    import torch  # noqa: F401 - transformers' model classes need it loaded
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
@@ -59,28 +74,30 @@ def build_tiny_smolvlm2(dirpath, seed: int = 0) -> Path:
     )
 
     specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                "<global-img>", *(f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5))]
+                "<global-img>", *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))]
     tok = _bpe(specials, templates.SMOLVLM2, "<|im_start|>", "<end_of_utterance>", "<|endoftext|>")
     tok.add_special_tokens({"additional_special_tokens": specials[3:]})
     ids = tok.convert_tokens_to_ids
     # SmolVLM2's published config names its text model VLlama3ForCausalLM (llama.cpp's converter reads that)
-    text = dict(TEXT, model_type="llama", architectures=["VLlama3ForCausalLM"], vocab_size=len(tok), rope_theta=1e4,
-                bos_token_id=ids("<|im_start|>"),
-                eos_token_id=ids("<end_of_utterance>"), pad_token_id=ids("<|endoftext|>"))
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=64, patch_size=16)
-    cfg = Idefics3Config(text_config=text, vision_config=vision, scale_factor=2, image_token_id=ids("<image>"),
-                         tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    model = Idefics3ForConditionalGeneration(cfg).eval()
-    # longest_edge = the encoder's side: a frame is one global image (no tiles), 4 image tokens each
-    ip = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 64},
-                                max_image_size={"longest_edge": 64})
-    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=templates.SMOLVLM2)
+    text = {**TEXT, **dict(model_type="llama", architectures=["VLlama3ForCausalLM"], vocab_size=len(tok),
+                           rope_theta=1e4, bos_token_id=ids("<|im_start|>"), eos_token_id=ids("<end_of_utterance>"),
+                           pad_token_id=ids("<|endoftext|>")), **(text or {})}
+    vision = vision or dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=64, patch_size=16)
+    cfg = Idefics3Config(text_config=text, vision_config=vision, scale_factor=scale_factor,
+                         image_token_id=ids("<image>"), tie_word_embeddings=bool(text.get("tie_word_embeddings")))
+    model = _random(Idefics3ForConditionalGeneration, cfg, seed, dtype)
+    # tiny: longest_edge = the encoder's side, so a frame is one tile (+ llama.cpp's overview), 4 tokens each
+    ip = Idefics3ImageProcessor(do_image_splitting=longest_edge > vision["image_size"],
+                                size={"longest_edge": longest_edge},
+                                max_image_size={"longest_edge": vision["image_size"]})
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=image_seq_len,
+                             chat_template=templates.SMOLVLM2)
     return _save(dirpath, model, proc)
 
 
-def build_tiny_gemma3(dirpath, seed: int = 0) -> Path:
+def build_tiny_gemma3(dirpath, seed: int = 0, text: dict | None = None, vision: dict | None = None,
+                      mm_tokens: int = 4, dtype=None) -> Path:
     import torch
     from transformers import (
         Gemma3Config,
@@ -96,19 +113,20 @@ def build_tiny_gemma3(dirpath, seed: int = 0) -> Path:
     tok.add_special_tokens({"additional_special_tokens": specials[4:]})
     tok.add_bos_token = True
     ids = tok.convert_tokens_to_ids
-    text = dict(TEXT, vocab_size=len(tok), sliding_window=64, query_pre_attn_scalar=16,
-                bos_token_id=ids("<bos>"), eos_token_id=ids("<end_of_turn>"), pad_token_id=ids("<pad>"))
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
-    cfg = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+    text = {**TEXT, **dict(vocab_size=len(tok), sliding_window=64, query_pre_attn_scalar=16, bos_token_id=ids("<bos>"),
+                           eos_token_id=ids("<end_of_turn>"), pad_token_id=ids("<pad>")), **(text or {})}
+    vision = vision or dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=32, patch_size=8)
+    cfg = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=mm_tokens,
                        image_token_index=ids("<image_soft_token>"), boi_token_index=ids("<start_of_image>"),
                        eoi_token_index=ids("<end_of_image>"))
-    torch.manual_seed(seed)
-    model = Gemma3ForConditionalGeneration(cfg).eval()
+    model = _random(Gemma3ForConditionalGeneration, cfg, seed, dtype)
     with torch.no_grad():  # initialised to zeros, which would make every frame look the same
         model.model.multi_modal_projector.mm_input_projection_weight.normal_(std=0.2)
-    ip = Gemma3ImageProcessor(size={"height": 32, "width": 32})
-    proc = Gemma3Processor(image_processor=ip, tokenizer=tok, image_seq_length=4, chat_template=templates.GEMMA3)
+    side = vision["image_size"]
+    ip = Gemma3ImageProcessor(size={"height": side, "width": side})
+    proc = Gemma3Processor(image_processor=ip, tokenizer=tok, image_seq_length=mm_tokens,
+                           chat_template=templates.GEMMA3)
     return _published_vision_names(_save(dirpath, model, proc))
 
 
