@@ -74,3 +74,11 @@ def test_a_template_that_rewrites_earlier_turns_is_one_error_naming_the_model():
 def test_a_broken_template_is_one_error_naming_the_model():
     with pytest.raises(ModelLoadError, match="^m.gguf: its chat template does not parse"):
         derive_layout("{% for m in messages %}", "m.gguf")
+
+
+def test_the_image_text_is_what_each_template_writes_for_an_image():
+    from engine.backends.chat_layout import image_text
+
+    assert image_text(T.QWEN25_VL) == image_text(T.QWEN3_VL) == "<|vision_start|><|image_pad|><|vision_end|>"
+    assert image_text(T.SMOLVLM2) == "<image>" and image_text(T.GEMMA3) == "<start_of_image>"
+    assert image_text(T.LLAVA15) is None  # images before the text: the processor's own image token is used
