@@ -16,13 +16,13 @@ state and RNG back to π_{t−Δ} exactly and re-train from there with the guide
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from training.rl.config import AutoNPOConfig
+from training.trainer import _rng_state as rng_state  # the SFT trainer's: torch, Python and NumPy RNGs
+from training.trainer import _set_rng_state as set_rng_state
 
 
 def inject(group: list, success: list[bool], guide, gate: float) -> tuple[list, int | None]:
@@ -42,16 +42,6 @@ def inject(group: list, success: list[bool], guide, gate: float) -> tuple[list, 
 
 
 # --- exact snapshots --------------------------------------------------------------------------------
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-
-
-def set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
 
 
 @dataclass

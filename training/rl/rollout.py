@@ -29,6 +29,7 @@ from engine.eval.scenarios import Expected
 from engine.protocol import normalize
 from training.rl.config import RolloutConfig
 from training.rl.reward import Outcome
+from training.trainer import _base  # the model inside a peft wrapper, if any
 
 
 @dataclass
@@ -205,11 +206,6 @@ def pieces(r: Rollout) -> list[Piece]:
                          torch.cat([ctx_pos, tail], dim=1), [f for f in r.frames if f[0] < d.start],
                          list(range(d.start - 1, d.start - 1 + len(y))), list(y)))
     return [p for p in out if p.tokens]
-
-
-def _base(model):
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
 
 
 def piece_logits(model, p: Piece, device: str = "cpu") -> torch.Tensor:
