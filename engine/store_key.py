@@ -70,7 +70,8 @@ def key_for_new_store(store: Path) -> str:
     if kr is not None:
         try:
             kr.set_password(SERVICE, ENTRY, key)
-            return key
+            if kr.get_password(SERVICE, ENTRY) == key:  # read back: a null backend "stores" nothing
+                return key
         except Exception:  # noqa: BLE001 - a keyring that refuses: fall back to the key file
             pass
     path = key_file(store)

@@ -96,3 +96,42 @@ def test_keeping_frames_for_training_is_refused_in_one_line(tmp_path):
                  "--set", "storage.keep_frames_for_training=true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "keep_frames_for_training" in r.stderr, r.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+class MemoryKeyring:
+    """FAKE OS keyring (no Secret Service on a headless machine): a dict, with keyring's backend API."""
+
+    priority = 1
+
+    def __init__(self):
+        self.saved: dict = {}
+
+    def get_password(self, service, user):
+        return self.saved.get((service, user))
+
+    def set_password(self, service, user, password):
+        self.saved[(service, user)] = password
+
+
+@pytest.mark.parametrize("backend", ["memory", "null"])
+def test_the_key_goes_to_a_working_keyring_else_to_the_key_file(tmp_path, monkeypatch, backend):
+    import keyring
+    from keyring.backends import null
+
+    from engine import store_key
+    from engine.log import SqliteStore
+
+    ring = MemoryKeyring() if backend == "memory" else null.Keyring()  # null: accepts and forgets
+    monkeypatch.setattr(keyring, "get_keyring", lambda: ring)
+    monkeypatch.setattr(keyring, "get_password", ring.get_password)
+    monkeypatch.setattr(keyring, "set_password", ring.set_password)
+    store = tmp_path / "s.sqlite"
+    db = SqliteStore(store, encrypt=True)
+    db({"v": 1, "session": "k1", "t": 0.0, "wall": "2026-01-01T00:00:00+00:00", "type": "session_started"})
+    db.close()
+    assert (store.parent / KEY_FILE).exists() == (backend == "null")
+    if backend == "memory":
+        assert list(ring.saved.values()) == store_key.candidate_keys(store)
+    reader = SqliteStore(store, readonly=True)
+    assert reader.encrypted and [s["session"] for s in reader.sessions()] == ["k1"]
+    reader.close()
