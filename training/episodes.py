@@ -156,6 +156,7 @@ class Episode:
     pixel_values: torch.Tensor | None
     image_grid_thw: torch.Tensor | None
     ticks: tuple[int, int]  # the window [first, last] carrying loss
+    vision: object = field(default=None, repr=False)  # the frozen vision tower's output, computed once
 
 
 def _cut(chunk: ChunkLayout, end: int) -> tuple[list[int], torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
