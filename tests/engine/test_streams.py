@@ -11,7 +11,7 @@ from engine.clock import VirtualClock
 from engine.context import ChunkPrefix, Turn
 from engine.events import EventBus
 from engine.session import Session
-from engine.streams import IMPORTANT, StreamManager, StreamSpec, stream_backends
+from engine.streams import IMPORTANT, Fairness, StreamManager, StreamSpec, TurnTaking, stream_backends
 from tests.engine.fakes import ArraySource, solid
 
 
@@ -144,3 +144,29 @@ def test_real_clock_turns_skip_busy_seconds_without_a_backlog():
     busy = sum(r.get("reason") == "busy" for recs in records.values() for r in recs)
     assert busy >= 1 and all(c.served >= 1 for c in manager.counts)
     assert model.overlaps == 0
+
+
+def test_real_time_turns_go_to_the_important_stream_first_and_expire_at_their_deadline():
+    turns = TurnTaking(Fairness([0, 0, IMPORTANT, 0]))
+    assert turns.acquire(0, timeout_s=0.0)  # a free model: granted at once, no waiting
+    t0 = time.monotonic()
+    assert not turns.acquire(3, timeout_s=0.05)  # held by stream 0: refused at its deadline, not queued
+    assert 0.04 <= time.monotonic() - t0 < 1.0
+    order = []
+
+    def wait(i):
+        if turns.acquire(i, timeout_s=10.0):
+            order.append(i)
+            turns.release(i)
+
+    waiters = []
+    for i in (1, 2):  # the normal stream starts waiting first
+        th = threading.Thread(target=wait, args=(i,))
+        th.start()
+        waiters.append(th)
+        while i not in turns._waiting:
+            time.sleep(0.001)
+    turns.release(0)
+    for th in waiters:
+        th.join(5.0)
+    assert order == [2, 1]
