@@ -277,11 +277,11 @@ def build_streams(settings: Settings, sources: list[str], *, important: tuple[in
     # no large model to share (rules; OCR + the 135M SmolLM2): one instance per stream
     independent = default_backend_name(settings) in ("heuristic", "lite")
     try:
-        views, slots = stream_backends(shared, len(sources), (lambda: build_backend(settings)) if independent else None)
+        views, slots, lock = stream_backends(shared, len(sources), (lambda: build_backend(settings)) if independent else None)
     except BaseException:
         shared.close()
         raise
-    built_streams = BuiltStreams(StreamManager(specs, virtual=fast, slots=slots), [], shared)
+    built_streams = BuiltStreams(StreamManager(specs, virtual=fast, slots=slots, lock=lock), [], shared)
     manager = built_streams.manager
     try:
         for i, (spec, src) in enumerate(zip(specs, sources, strict=True)):

@@ -227,7 +227,10 @@ class StreamGate:
             return
         counts.served += 1
         try:
-            yield True
+            # The model is this stream's for the whole tick: a chunk prefix another stream evaluates outside
+            # its ticks (its first one) waits, rather than falling between this tick's turn and decision.
+            with m.lock or contextlib.nullcontext():
+                yield True
         finally:
             if m.lockstep is None:
                 m.turns.release(i)
@@ -269,8 +272,10 @@ class SerializedBackend(Backend):
             self.inner.close()
 
 
-def stream_backends(shared: Backend, n: int, make: Callable[[], Backend] | None = None) -> tuple[list[Backend], int]:
-    """``n`` per-stream backends on ``shared``'s one loaded model, and how many streams it serves at once.
+def stream_backends(shared: Backend, n: int, make: Callable[[], Backend] | None = None
+                    ) -> tuple[list[Backend], int, threading.RLock | None]:
+    """``n`` per-stream backends on ``shared``'s one loaded model, how many streams it serves at once, and
+    the model's lock when it serves one at a time (``StreamManager(lock=…)`` holds it for each tick).
 
     A backend with ``for_streams(n)`` gives views of its one model (llamacpp: a sequence each; openai: a
     conversation each, ``serves_concurrently``). Otherwise ``make`` builds an independent backend per
@@ -278,13 +283,13 @@ def stream_backends(shared: Backend, n: int, make: Callable[[], Backend] | None 
     if hasattr(shared, "for_streams"):  # a view even for one stream: the shared model outlives the streams
         views = shared.for_streams(n)
         if getattr(shared, "serves_concurrently", False):
-            return views, n
+            return views, n, None
         lock = threading.RLock()
-        return [SerializedBackend(v, lock) for v in views], 1
+        return [SerializedBackend(v, lock) for v in views], 1, lock
     if n <= 1:
-        return [shared], 1
+        return [shared], 1, None
     if make is not None:
-        return [shared] + [make() for _ in range(n - 1)], n
+        return [shared] + [make() for _ in range(n - 1)], n, None
     raise BackendError(f"the {shared.name} backend cannot serve several streams from one loaded model; "
                        "use the llamacpp or openai backend")
 
@@ -299,6 +304,7 @@ class StreamManager:
     virtual: bool = False
     slots: int = 1
     server: VirtualClock = field(default_factory=VirtualClock)
+    lock: threading.RLock | None = None  # the shared model's (stream_backends), held for each tick
     sessions: list[Session | None] = field(init=False)
     counts: list[StreamCounts] = field(init=False)
     results: list[SessionResult | None] = field(init=False)

@@ -11,7 +11,15 @@ from engine.clock import VirtualClock
 from engine.context import ChunkPrefix, Turn
 from engine.events import EventBus
 from engine.session import Session
-from engine.streams import IMPORTANT, Fairness, StreamManager, StreamSpec, TurnTaking, stream_backends
+from engine.streams import (
+    IMPORTANT,
+    Fairness,
+    StreamGate,
+    StreamManager,
+    StreamSpec,
+    TurnTaking,
+    stream_backends,
+)
 from tests.engine.fakes import ArraySource, solid
 
 
@@ -68,8 +76,8 @@ def run_streams(specs, seconds, cost_s=0.0, fail=None, virtual=True):
     """Run ``specs`` streams of ``seconds`` one-fps frames (stream i's frames have value 10 i + …)."""
     server = VirtualClock()
     model = SharedSlowModel(cost_s, server, real=not virtual)
-    views, slots = stream_backends(model, len(specs))
-    manager = StreamManager(specs, virtual=virtual, slots=slots, server=server)
+    views, slots, lock = stream_backends(model, len(specs))
+    manager = StreamManager(specs, virtual=virtual, slots=slots, server=server, lock=lock)
     events = {s.name: [] for s in specs}
     for i, spec in enumerate(specs):
         bus = EventBus(spec.name)
@@ -170,3 +178,21 @@ def test_real_time_turns_go_to_the_important_stream_first_and_expire_at_their_de
     for th in waiters:
         th.join(5.0)
     assert order == [2, 1]
+
+
+def test_a_chunk_prefix_outside_a_tick_waits_until_the_tick_in_progress_ends():
+    # A stream's first chunk prefix is evaluated outside its ticks; on a model holding one sequence's logits
+    # at a time it must not fall between another stream's turn and decision.
+    model = SharedSlowModel(0.0)
+    views, slots, lock = stream_backends(model, 2)
+    manager = StreamManager([StreamSpec("a"), StreamSpec("b")], slots=slots, lock=lock)
+    gate = StreamGate(manager, 0, manager.clock(0))
+    prefix = ChunkPrefix(system="s", text="")
+    with gate.turn(0) as granted:
+        assert granted
+        other = threading.Thread(target=views[1].start_chunk, args=(prefix,))
+        other.start()
+        other.join(0.2)
+        assert other.is_alive()  # held back while stream a's tick runs
+    other.join(5.0)
+    assert not other.is_alive()
