@@ -86,6 +86,7 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss, warmup:
     m = built.manager
     lat: list[float] = []
     skipped = [0]
+    failed = [0]  # seconds skipped because the backend failed (an error event each)
     work = {"prefill_ms": [], "decide_ms": [], "new_tokens": [], "context": []}
     for i, one in enumerate(built.streams):
         clock = m.clock(i)
@@ -101,6 +102,8 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss, warmup:
                 work["context"].append(e["tokens"]["context"])
             elif e["type"] == "skipped" and e["reason"] == "busy":
                 skipped[0] += 1
+            elif e["type"] == "skipped" and e["reason"] == "backend_error":
+                failed[0] += 1
 
         one.bus.subscribe(record)
     peak = [rss()]
@@ -121,12 +124,13 @@ def run_streams(settings, shared, n: int, seconds: int, clip: Path, rss, warmup:
     for one in built.streams:  # the views and stores; the shared model stays loaded for the next N
         if one is not None:
             one.close()
-    records = len(lat) + skipped[0]
+    records = len(lat) + skipped[0] + failed[0]
     q = np.percentile(lat, [50, 95]) if lat else [float("nan")] * 2
     return {
         "streams": n, "seconds": seconds, "warmup": warmup, "wall_s": round(wall, 1), "records": records,
         "tick_p50_s": round(float(q[0]), 3), "tick_p95_s": round(float(q[1]), 3),
-        "skipped_fraction": round(skipped[0] / max(records, 1), 3), "rss_mb": round(peak[0] / 2**20),
+        "skipped_fraction": round(skipped[0] / max(records, 1), 3),
+        "failed_fraction": round(failed[0] / max(records, 1), 3), "rss_mb": round(peak[0] / 2**20),
         "prefill_ms_p50": round(float(np.median(work["prefill_ms"])), 1) if lat else None,
         "decide_ms_p50": round(float(np.median(work["decide_ms"])), 1) if lat else None,
         "new_tokens_p50": int(np.median(work["new_tokens"])) if lat else None,
@@ -175,7 +179,8 @@ def bench_part(part: str, streams: list[int], seconds: int, clip: Path, url: str
 
 
 def largest_ok(rows: list[dict], p95_s: float = 1.0) -> int:
-    ok = [r["streams"] for r in rows if r["tick_p95_s"] < p95_s and r["skipped_fraction"] == 0 and not r["errors"]]
+    ok = [r["streams"] for r in rows if r["tick_p95_s"] < p95_s and r["skipped_fraction"] == 0
+          and r["failed_fraction"] == 0 and not r["errors"]]
     return max(ok, default=0)
 
 
@@ -245,11 +250,11 @@ def main() -> None:
             continue
         rows += bench_part(part, streams, a.seconds, clip, a.url, a.model, a.max_pixels, a.chunk_ticks, a.warmup)
     print(f"# load after: {os.getloadavg()}", file=sys.stderr)
-    print(f"{'part':<15} {'N':>3} {'p50 s':>7} {'p95 s':>7} {'skipped':>8} {'RSS MB':>7} {'prefill ms':>10} "
+    print(f"{'part':<15} {'N':>3} {'p50 s':>7} {'p95 s':>7} {'skipped':>8} {'failed':>7} {'RSS MB':>7} {'prefill ms':>10} "
           f"{'decide ms':>9} {'new tok':>7} {'load':>5}")
     for r in rows:
         print(f"{r['part']:<15} {r['streams']:>3} {r['tick_p50_s']:>7.3f} {r['tick_p95_s']:>7.3f} "
-              f"{r['skipped_fraction']:>8.1%} {r['rss_mb']:>7} {r['prefill_ms_p50']!s:>10} {r['decide_ms_p50']!s:>9} "
+              f"{r['skipped_fraction']:>8.1%} {r['failed_fraction']:>7.1%} {r['rss_mb']:>7} {r['prefill_ms_p50']!s:>10} {r['decide_ms_p50']!s:>9} "
               f"{r['new_tokens_p50']!s:>7} {r['load']:>5.1f}")
     for part in dict.fromkeys(r["part"] for r in rows):
         best = largest_ok([r for r in rows if r["part"] == part], a.p95_s)
