@@ -69,7 +69,7 @@ def fmt(xs: list) -> str:
     return f"{statistics.mean(xs):.3f}±{sd:.3f}"
 
 
-def gpu_step(shape: str, group: int, ticks: int) -> int:
+def gpu_step(shape: str, group: int, ticks: int, max_tokens: int, seconds: int) -> int:
     import torch
 
     cuda = torch.cuda.is_available()
@@ -92,7 +92,7 @@ def gpu_step(shape: str, group: int, ticks: int) -> int:
     from training.tiny import dataset_texts
 
     work = Path(tempfile.mkdtemp(prefix="train_rl_gpu-"))
-    make_suite(work / "suite", SuiteSpec(seed=5, size=(640, 480), clips=[ClipSpec("monitoring", 60, 1)]))
+    make_suite(work / "suite", SuiteSpec(seed=5, size=(640, 480), clips=[ClipSpec("monitoring", seconds, 1)]))
     anns, _ = read_dataset(work / "suite")
     path = build(work / "model", shape, dataset_texts(anns), 448 * 448)
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
@@ -100,8 +100,10 @@ def gpu_step(shape: str, group: int, ticks: int) -> int:
         model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(path)).to(dtype)
     processor = load_processor(str(path), model.config.model_type)
     model = wrap_lora(model, LoraConfig())
+    t0 = time.perf_counter()
     windows = clip_windows(model.get_base_model(), processor, anns, random.Random(0), (ticks, ticks))
-    cfg = RLConfig(steps=1, lr=1e-5, save_every=0, rollout=RolloutConfig(group=group))
+    print(f"layout: {len(windows)} windows of {ticks} ticks in {time.perf_counter() - t0:.1f} s", flush=True)
+    cfg = RLConfig(steps=1, lr=1e-5, save_every=0, rollout=RolloutConfig(group=group, max_tokens=max_tokens))
     tr = GRPOTrainer(cfg, model, processor, windows[:1], [], device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -141,9 +143,10 @@ def main() -> int:
     ap.add_argument("--work", default="")
     ap.add_argument("--gpu-step", default="", choices=["", "3b", "7b", "tiny"], help="time one GRPO update")
     ap.add_argument("--ticks", type=int, default=20, help="with --gpu-step: ticks in the window")
+    ap.add_argument("--seconds", type=int, default=60, help="with --gpu-step: length of the generated clip")
     a = ap.parse_args()
     if a.gpu_step:
-        return gpu_step(a.gpu_step, a.group, a.ticks)
+        return gpu_step(a.gpu_step, a.group, a.ticks, a.max_tokens, a.seconds)
 
     import torch
 

@@ -212,7 +212,8 @@ def piece_logits(model, p: Piece, device: str = "cpu") -> torch.Tensor:
     """Logits [M, V] (float32) at the piece's read positions, from one forward without a cache."""
     base = _base(model)
     ids = p.ids.view(1, -1).to(device)
-    kw = dict(input_ids=ids, use_cache=False)
+    # only the read positions' logits: a real vocabulary (151,936) times the sequence would not fit
+    kw = dict(input_ids=ids, use_cache=False, logits_to_keep=torch.tensor(p.at, device=device))
     if callable(getattr(getattr(base, "model", None), "get_rope_index", None)):  # M-RoPE: the live positions
         kw["position_ids"] = p.positions.unsqueeze(1).to(device)  # [3, 1, L]
     if p.frames:
@@ -220,7 +221,7 @@ def piece_logits(model, p: Piece, device: str = "cpu") -> torch.Tensor:
         kw.update(pixel_values=torch.cat([f[1] for f in p.frames]).to(device, base.dtype),
                   image_grid_thw=torch.cat([f[2] for f in p.frames]).to(device),
                   mm_token_type_ids=(ids == image_id).int())
-    return model(**kw).logits[0, p.at].float()
+    return model(**kw).logits[0].float()  # [M, V]
 
 
 def batch_logits(model, ps: list[Piece], device: str = "cpu") -> list[torch.Tensor]:

@@ -114,3 +114,14 @@ def test_clip_windows_replay_the_recorded_live_layout(tiny25, small_suite):
         assert r.ids[:end] == rec
         assert torch.equal(r.positions[:, :end], pos)
         assert [d.start for d in r.decided] == [chunk.labels[w.t0 + i][0] for i in range(w.duration)]
+    w = ws[0]  # sampled on the VLM: the scoring forward (frames, M-RoPE positions) reads the live distribution
+    seen = _capture_logits(roller)
+    r = roller.roll(w, 1)
+    del roller.ctx.logits
+    lp, _, _ = score_tokens(model, [r], roller.cfg, roller.ctx.banned)
+    live = [float(log_dist(torch.from_numpy(x)[None], roller.cfg, roller.ctx.banned)[0, t])
+            for x, t in zip(seen, [t for d in r.decided for t in d.sampled], strict=True)]
+    by_at = dict(zip([a for p in pieces(r) for a in p.at], lp.tolist(), strict=True))
+    at = [d.start - 1 + j for d in r.decided for j in range(len(d.sampled))]
+    assert len(at) == len(live) > 0
+    assert max(abs(by_at[a] - v) for a, v in zip(at, live, strict=True)) < 1e-3
