@@ -59,31 +59,26 @@ def fit_to_max_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 # --- the change measure every backend shares -------------------------------------------------------
-# A frame becomes a small *signature*: CIELAB on a downscaled frame (area averaging is the blur that
-# averages sensor noise away), with the colour channels blurred once more over neighbouring cells —
-# codecs keep colour at half resolution and flicker shows there first, while a real colour change
-# covers many cells. Two signatures differ per cell by ΔE76/100 (L* spans 0–100, so a pure
-# brightness step reads about like the same step of grey in [0, 1]); cells inside the pair's noise
-# floor (median + NOISE_K robust sigmas of all cells, since most cells of two frames of one scene
-# differ by noise only) do not count. So an orange-red blob on a grey wall of the same brightness,
-# or a background switching between two colours of one luminance, is a change; gaussian noise and a
-# re-encode's flicker, spread over the whole frame, are not.
+# A frame becomes a small *signature*: CIELAB on a downscaled frame (the gaussian halving and area
+# averaging are the blur that averages sensor noise away). Two signatures differ per cell by ΔE76/100
+# (L* spans 0–100, so a pure brightness step reads about like the same step of grey in [0, 1]);
+# cells inside the pair's noise floor (median + NOISE_K robust sigmas of all cells, since most cells
+# of two frames of one scene differ by noise only) do not count. So an orange-red blob on a grey wall
+# of the same brightness, or a background switching between two colours of one luminance, is a
+# change; gaussian noise and a re-encode's flicker, spread over the whole frame, are not.
 
 _THUMB = (32, 24)  # the sampler's and the heuristic's grid: cheap, and noise averages away
 NOISE_K = 4.0  # cells this many robust sigmas above the pair's median difference are not noise
 NOISE_CAP = 0.15  # the floor never exceeds this (ΔE 15): beyond it a difference is a change, not noise
-_CHROMA_SIGMA = 1.0  # cells: the extra blur of a* and b*
 
 
 def signature(pixels: np.ndarray, size: tuple[int, int] = _THUMB) -> np.ndarray:
     """A [h, w, 3] float32 CIELAB signature of an RGB uint8 frame (or a grey one), L* in [0, 1]."""
     rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
-    while rgb.shape[1] >= 4 * size[0]:  # halve with a gaussian first: 5× cheaper than one big INTER_AREA
-        rgb = cv2.pyrDown(rgb)
+    while rgb.shape[1] >= 8 * size[0]:  # halve with a gaussian first: 5× cheaper than one big INTER_AREA,
+        rgb = cv2.pyrDown(rgb)  # and stopping at 4–8× the grid keeps thin text strokes visible in the cells
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) / 100.0
-    lab[:, :, 1:] = cv2.GaussianBlur(lab[:, :, 1:], (0, 0), _CHROMA_SIGMA)
-    return lab
+    return cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) / 100.0
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:

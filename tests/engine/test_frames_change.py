@@ -119,8 +119,8 @@ def test_the_view_tracker_offers_a_background_switch_once_it_settles():
 
 
 # --- noise-only clips ------------------------------------------------------------------------------
-# Strong enough that a colour measure without the noise floor speaks on them (checked: lite alerts at
-# 1 s on the sensor noise and the encodes, heuristic early on the JPEG flicker).
+# Strong enough that the same colour measure without its noise floor speaks on every one of them
+# (checked: heuristic and lite both respond within the quiet seconds).
 QUIET, AFTER = 10, 4  # seconds of a still, noisy scene; then the blob appears (still noisy) for 4 s
 
 
