@@ -94,7 +94,7 @@ def gpu_step(shape: str, group: int, ticks: int, max_tokens: int, seconds: int) 
     work = Path(tempfile.mkdtemp(prefix="train_rl_gpu-"))
     make_suite(work / "suite", SuiteSpec(seed=5, size=(640, 480), clips=[ClipSpec("monitoring", seconds, 1)]))
     anns, _ = read_dataset(work / "suite")
-    path = build(work / "model", shape, dataset_texts(anns), 448 * 448)
+    path = build(work / "model", shape, dataset_texts(anns), 448 * 448 if shape != "tiny" else 56 * 56)
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(path)).to(dtype)
