@@ -139,6 +139,7 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=0.6, help="training reward to reach (declared before running)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--max-tokens", type=int, default=12)
+    ap.add_argument("--eval-windows", type=int, default=0, help="held-out windows scored (0 = all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="")
     ap.add_argument("--gpu-step", default="", choices=["", "3b", "7b", "tiny"], help="time one GRPO update")
@@ -178,6 +179,7 @@ def main() -> int:
     base_cfg = RLConfig(init=sft, data=data, steps=a.steps, lr=a.lr, windows_per_step=a.windows, save_every=0,
                         threads=a.threads, rollout=RolloutConfig(group=a.group, max_tokens=a.max_tokens))
     model0, processor, device, train, held = setup(base_cfg, a.heldout or None)
+    held = held[:a.eval_windows] if a.eval_windows > 0 else held
     weights0 = copy.deepcopy(model0.state_dict())
     print(f"{len(train)} training windows, {len(held)} held-out windows")
     results: dict[str, list[dict]] = {m: [] for m in methods}
