@@ -132,7 +132,7 @@ def cmd_grpo(args) -> int:
             return _err(EXIT_USAGE, "--init-symbolstream goes with --data symbolstream")
         init = str(Path(args.out) / "init")
         if not args.resume:
-            make_symbolstream_sft(init, steps=args.init_symbolstream, seed=args.seed)
+            make_symbolstream_sft(init, steps=args.init_symbolstream, seed=args.seed, threads=args.threads)
     if not init:
         return _err(EXIT_USAGE, "give --init DIR (an SFT checkpoint, e.g. RUN/model of presence train sft)")
     try:

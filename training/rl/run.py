@@ -19,12 +19,15 @@ SS_TRAIN_SEEDS = range(10_000, 10_256)  # the proxy's training episodes
 SS_HELD_SEEDS = range(90_000, 90_032)  # held out: never trained on
 
 
-def make_symbolstream_sft(out: str | Path, steps: int = 150, ticks: int = 12, seed: int = 0, lr: float = 3e-3) -> Path:
+def make_symbolstream_sft(out: str | Path, steps: int = 150, ticks: int = 12, seed: int = 0, lr: float = 3e-3,
+                          threads: int = 0) -> Path:
     """A tiny SymbolStream model after ``steps`` of weighted SFT on gold episodes (its own seeds)."""
     import torch
 
     from training.rl import symbolstream as ss
 
+    if threads > 0:
+        torch.set_num_threads(threads)  # a tiny model on a busy machine: one thread is fastest
     torch.manual_seed(seed)
     tok = ss.tokenizer()
     model = ss.tiny_model(tok, seed)
