@@ -15,7 +15,7 @@ from typing import TextIO
 from app.export import load_jsonl
 from app.timeline_printer import TimelinePrinter
 from engine.events import Event, EventType
-from engine.log import SqliteStore
+from engine.log import SqliteStore, is_store_file
 
 
 class ReplayError(ValueError):
@@ -34,16 +34,11 @@ class RecordedSession:
 
 
 def is_store(path: Path) -> bool:
-    """True for a SQLite session store (by its header, not its name)."""
+    """True for a session store, plain or encrypted (by its first bytes, not its name)."""
     try:
-        return path.is_file() and _is_sqlite(path)
+        return path.is_file() and is_store_file(path)
     except OSError:
         return False
-
-
-def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(16) == b"SQLite format 3\x00"
 
 
 def open_recorded(path: str | Path, session: str | None = None) -> RecordedSession:
@@ -52,7 +47,7 @@ def open_recorded(path: str | Path, session: str | None = None) -> RecordedSessi
     if not p.is_file():
         raise ReplayError(f"no such session file: {p}")
     try:
-        if _is_sqlite(p):
+        if is_store_file(p):
             return _from_store(p, session)
         events = load_jsonl(p)
     except (OSError, UnicodeDecodeError, sqlite3.DatabaseError) as exc:

@@ -136,14 +136,24 @@ def _looks_encrypted(path: Path) -> bool:
 
 
 def is_store_file(path: Path) -> bool:
-    """A session store by its first bytes: plain SQLite, or binary that is no JSONL log (a log starts with
-    ``{``) — an encrypted store, which only its key can confirm."""
+    """A session store by its first bytes: plain SQLite, or binary that is not text (a JSONL log, or any
+    other text file) — an encrypted store, which only its key can confirm."""
     try:
         with open(path, "rb") as f:
             head = f.read(len(SQLITE_MAGIC))
     except OSError:
         return False
-    return head == SQLITE_MAGIC or (bool(head) and head[:1] not in b"{ \t\r\n\xef")
+    if head == SQLITE_MAGIC:
+        return True
+    # SQLCipher pages are indistinguishable from random bytes; a log or any other text file reads as text
+    # (16 random bytes all look like text with odds of about 1 in 10^7)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            return True  # not UTF-8 before the last character the read may have cut: binary
+        text = head[:exc.start].decode("utf-8")
+    return bool(head) and not all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 class SqliteStore:

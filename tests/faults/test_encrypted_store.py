@@ -72,8 +72,6 @@ def test_sessions_and_ask_read_it_with_the_key(stores):
     assert r.returncode == 0 and r.stderr == "" and "[00:0" in r.stdout, r
 
 
-@pytest.mark.xfail(strict=True, reason="app/replay.py tells a store from a log by the plain SQLite header; "
-                                       "it should use engine.log.is_store_file (a change asked of the lead)")
 def test_replay_reads_it_with_the_key(stores):
     (_plain, _), (secret, _) = stores
     r = presence("replay", str(secret))
