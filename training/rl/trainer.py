@@ -75,7 +75,8 @@ class GRPOTrainer:
 
     # --- rollouts ----------------------------------------------------------------------------------
     def seed_of(self, u: int, wi: int, g: int) -> int:
-        return ((self.cfg.seed * 1_000_003 + u) * 1_009 + wi) * 101 + g
+        # the scout, guide and probe rollouts use u < 0: keep every seed non-negative (numpy refuses others)
+        return (((self.cfg.seed * 1_000_003 + u) * 1_009 + wi) * 101 + g) % (1 << 63)
 
     def windows_at(self, u: int) -> list[Window]:
         rng = random.Random(self.cfg.seed * 7_919 + u)
