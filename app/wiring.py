@@ -33,6 +33,7 @@ from app.sources import parse_source
 from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
 from engine.clock import RealClock, VirtualClock
+from engine.eval.hints import with_hints
 from engine.events import ErrorRaised, EventBus
 from engine.log import JsonlLog, SinkError, SqliteStore
 from engine.memory import ConcatSummarizer, Memory
@@ -86,8 +87,9 @@ def build_backend(settings: Settings) -> Backend:
     except registry.PluginUnavailable as exc:
         raise ModelLoadError(str(exc)) from None
     backend: Backend = cls()
-    backend.load(backend_config(settings))
-    return backend
+    cfg = backend_config(settings)
+    backend.load(cfg)
+    return with_hints(backend, cfg.hints.perception_hints, cfg.hints)
 
 
 @dataclass
@@ -176,6 +178,7 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
         cfg = backend_config(settings)
         options = SessionOptions(
             max_tokens=settings.backend.max_tokens, max_pixels=settings.capture.max_pixels, duration_s=duration,
+            tick_s=settings.backend.tick_s,
             mode=cfg.mode, delegation=cfg.delegation, source_label=spec, talk=settings.talk, memory=settings.memory,
         )
         if settings.storage.keep_frames_for_training:

@@ -130,6 +130,9 @@ class ModelManager(QDialog):
         if hw.has_gpu:
             return f"fits ({human(need)} of {human(hw.vram_bytes)})" if need <= hw.vram_bytes else \
                 f"too big for this GPU (needs {human(need)})"
+        if preset.cpu_p95_s > 0:  # a GGUF VLM measured on CPU: RAM and the measured tick, not "needs a GPU"
+            ram = "fits RAM" if need <= hw.ram_bytes // 2 else "too big for half this RAM"
+            return f"CPU: {ram} ({human(need)}); about {preset.cpu_p95_s:.0f} s a tick on 2 cores (p95)"
         return f"needs a GPU with {human(need)}"
 
     def selected(self):

@@ -77,13 +77,19 @@ def cmd_run(args) -> int:
     names = [n.strip() for n in args.backend.split(",") if n.strip()]
     if not names:
         return _err(EXIT_USAGE, "--backend needs at least one name")
+    from app.config import load_settings
+    from engine.session import SessionOptions
+
     out = Path(args.out)
+    settings = load_settings(args.config)  # the frame size, tick and hints the app would run with
     rows = []
     for name in names:
         try:
             factory = backend_factory(name, args.model or "", args.config)
             run = run_suite(args.suite, factory, name, args.model or "", quick=args.quick, only=args.only,
-                            progress=None if args.quiet else print)
+                            progress=None if args.quiet else print, hints=settings.backend.hints,
+                            options_factory=lambda: SessionOptions(max_pixels=settings.capture.max_pixels,
+                                                                   tick_s=settings.backend.tick_s))
         except BackendError as exc:
             return _err(EXIT_MODEL, f"{name}: {exc}")
         target = out if len(names) == 1 else out / name

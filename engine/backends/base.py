@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.context import ChunkPrefix, Turn
+from engine.context import ChunkPrefix, HintOptions, Turn
 from engine.kv.options import KVOptions  # the [backend.kv] section: one dataclass, in engine.kv
 from engine.options import setting
 
@@ -107,6 +107,7 @@ class BackendConfig:
     llamacpp: LlamaCppOptions = setting(LlamaCppOptions, "the GGUF backend")
     openai: OpenAIOptions = setting(OpenAIOptions, "OpenAI-compatible servers")
     kv: KVOptions = setting(KVOptions, "the torch KV cache")
+    hints: HintOptions = setting(HintOptions, "perception hints in each turn, for small models trained with them")
     heuristic: HeuristicOptions = field(default_factory=HeuristicOptions)  # from [heuristic]
     options: dict[str, Any] = field(default_factory=dict)  # internal knobs for tests and benchmarks
 

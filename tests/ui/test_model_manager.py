@@ -78,5 +78,7 @@ def test_the_manager_marks_what_fits_this_machine(qtbot, tmp_path, profile, reco
     marks = {e.preset.key: dlg.table.item(i, col).text() for i, e in enumerate(dlg.entries) if e.preset}
     assert marks[recommended] == "★ recommended"
     assert marks["joyai-gguf"].startswith(joy_fit)
+    if profile == "none":  # a CPU VLM measured here shows RAM and its measured tick, not "needs a GPU"
+        assert marks["smolvlm2-256m"].startswith("CPU: fits RAM") and "s a tick" in marks["smolvlm2-256m"]
     assert list(marks.values()).count("★ recommended") == 1
     assert find_preset(recommended).title in dlg.advice.text()
