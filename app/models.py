@@ -79,11 +79,12 @@ PRESETS: tuple[Preset, ...] = (
            note="the official 4-bit checkpoint; needs a CUDA GPU and transformers' AWQ kernels"),
     # CPU-sized VLMs (llama.cpp's own GGUF builds; the layout comes from each GGUF's chat template). Speed is
     # benchmarks/cpu_vlm.py's p95 per tick on 2 shared cores at the published projector (CPU_P95 below).
-    # 52.8 s: a frame is two passes of the 512-px SigLIP encoder (tile + overview) whatever its size; measured with
-    # random weights at this shape, Q8_0 + f16 projector, 1 thread on 2 cores shared at load 11 (pessimistic)
+    # 10.9 s: a frame is two passes of the 512-px SigLIP encoder (tile + overview) whatever its size (9.1 s p50 of
+    # the 9.7 s tick); benchmarks/cpu_vlm.py with random weights at this shape, Q8_0 + f16 projector, 2 threads on
+    # 2 quiet cores (load 0.6-2), 30 ticks. At load 9-11 the same cell took 53-92 s.
     Preset("smolvlm2-256m", "ggml-org/SmolVLM2-256M-Video-Instruct-GGUF", "SmolVLM2 256M GGUF (CPU VLM)", "llamacpp",
-           0.256, 0.38, Shape(30, 3, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=52.8,
-           note="a frame costs about a minute of one busy core here: pairs with tick_s 2 only on many cores"),
+           0.256, 0.38, Shape(30, 3, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=10.9,
+           note="a frame costs about 10 s on 2 cores (the vision encoder): pairs with tick_s 2 only on many cores"),
     Preset("smolvlm2-500m", "ggml-org/SmolVLM2-500M-Video-Instruct-GGUF", "SmolVLM2 500M GGUF (CPU VLM)", "llamacpp",
            0.5, 0.64, Shape(32, 5, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf")),
     Preset("smolvlm2-2.2b", "ggml-org/SmolVLM2-2.2B-Instruct-GGUF", "SmolVLM2 2.2B GGUF (CPU VLM)", "llamacpp",
