@@ -4,7 +4,6 @@ exactly, and a window that does not match is captured untouched."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -33,9 +32,8 @@ def two_windows():
     for tool in ("xdotool", "xmessage"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (apt install xdotool x11-utils)")
-    with xvfb_display(700, 100, "apt install xvfb") as disp:
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = disp
+    with xvfb_display(700, 100, "apt install xvfb") as disp, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISPLAY", disp)
         wins = [_window("My Bank - Statement", SECRET, "red", "-name", "bankclient"),
                 _window("Shopping notes", OTHER, "blue")]
         try:
@@ -47,10 +45,6 @@ def two_windows():
             for w in wins:
                 w.kill()
                 w.wait()
-            if old is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old
 
 
 def grab(exclude=None) -> np.ndarray:

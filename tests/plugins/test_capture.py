@@ -191,23 +191,19 @@ def xvfb_with_window(tmp_path_factory):
     script.write_text(WINDOW_SCRIPT)
     win = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = disp
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        out = subprocess.run(["xdotool", "search", "--name", "PresenceTestWindow"], capture_output=True,
-                             text=True, env=env).stdout if shutil.which("xdotool") else "x"
-        if out.strip():
-            break
-        time.sleep(0.3)
-    time.sleep(0.8)
-    yield disp
-    win.kill()
-    xvfb.kill()
-    if old is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISPLAY", disp)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            out = subprocess.run(["xdotool", "search", "--name", "PresenceTestWindow"], capture_output=True,
+                                 text=True, env=env).stdout if shutil.which("xdotool") else "x"
+            if out.strip():
+                break
+            time.sleep(0.3)
+        time.sleep(0.8)
+        yield disp
+        win.kill()
+        xvfb.kill()
 
 
 def red_fraction(rgb):
