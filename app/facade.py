@@ -51,6 +51,11 @@ __all__ = [
 ]
 
 
+def _marks(store, session: str) -> dict[int, str]:
+    """The corrected seconds of ``session`` by kind, as the timeline shows them."""
+    return {sec: c.kind for sec, c in store.active(session).items()}
+
+
 class Controller:
     """Settings plus at most one running session, driven from the GUI thread (never blocks)."""
 
@@ -167,7 +172,7 @@ class Controller:
             return {}
         store = CorrectionStore(target[0])
         try:
-            return {sec: c.kind for sec, c in store.active(target[1]).items()}
+            return _marks(store, target[1])
         finally:
             store.close()
 
@@ -185,7 +190,7 @@ class Controller:
                 store.undo(target[1])
             else:
                 store.add(target[1], t, kind, text)
-            return {sec: c.kind for sec, c in store.active(target[1]).items()}
+            return _marks(store, target[1])
         finally:
             store.close()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class _Event(ctypes.Structure):
     _fields_ = [("response_type", ctypes.c_uint8)]
 
 
+@functools.cache  # load and declare the two libraries once (is_available and every start ask)
 def _libs():
     xcb_path, keysyms_path = ctypes.util.find_library("xcb"), ctypes.util.find_library("xcb-keysyms")
     if not xcb_path or not keysyms_path:
