@@ -40,6 +40,7 @@ def session_stores(store: str | Path | None = None) -> list[Path]:
 
 def list_sessions(stores: list[Path]) -> tuple[list[SessionInfo], list[str]]:
     """The sessions in ``stores`` (oldest first) and one warning line per store that cannot be read."""
+    from engine.events import EventType
     from engine.log import SqliteStore
 
     found, warnings = [], []
@@ -49,7 +50,7 @@ def list_sessions(stores: list[Path]) -> tuple[list[SessionInfo], list[str]]:
             db = SqliteStore(path, readonly=True)
             size = sum(f.stat().st_size for f in _files(path))
             found += [SessionInfo(s["session"], s["started_wall"] or "", s["source"] or "", s["backend"] or "",
-                                  len(db.events(s["session"], "decision")), path, size) for s in db.sessions()]
+                                  db.count(s["session"], EventType.DECISION), path, size) for s in db.sessions()]
         except (OSError, sqlite3.Error) as exc:
             warnings.append(f"cannot read {path}: {exc}")
         finally:

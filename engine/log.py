@@ -125,23 +125,26 @@ def _cipher():
     return dbapi2
 
 
-def _looks_encrypted(path: Path) -> bool:
-    """A non-empty file that is not plain SQLite: an encrypted store, or not a store at all."""
+def _head(path: Path) -> bytes | None:
+    """The file's first bytes, as many as SQLite's magic takes; None when it cannot be read."""
     try:
         with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+            return f.read(len(SQLITE_MAGIC))
     except OSError:
-        return False
+        return None
+
+
+def _looks_encrypted(path: Path) -> bool:
+    """A non-empty file that is not plain SQLite: an encrypted store, or not a store at all."""
+    head = _head(path)
     return bool(head) and head != SQLITE_MAGIC
 
 
 def is_store_file(path: Path) -> bool:
     """A session store by its first bytes: plain SQLite, or binary that is not text (a JSONL log, or any
     other text file) — an encrypted store, which only its key can confirm."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
-    except OSError:
+    head = _head(path)
+    if head is None:
         return False
     if head == SQLITE_MAGIC:
         return True
@@ -281,6 +284,10 @@ class SqliteStore:
             args.append(type_)
         rows = self._rows(q + " ORDER BY id", args)
         return [json.loads(r[0]) for r in rows]
+
+    def count(self, session: str, type_: str) -> int:
+        """How many events of ``type_`` a session has, counted by SQLite (no event is decoded)."""
+        return self._rows("SELECT COUNT(*) FROM events WHERE session=? AND type=?", (session, type_))[0][0]
 
     def search(self, text: str, session: str | None = None, limit: int = 20) -> list[Event]:
         """Full-text search over what was said, asked and summarised (FTS5 query syntax)."""
