@@ -86,17 +86,21 @@ class GRPOTrainer:
         r.outcome = score(r.window.expected, r.decisions(), r.window.duration, self.cfg.reward)
         return r
 
+    def first_success(self, roller: Roller, w: Window, seeds) -> Rollout | None:
+        """The first rollout of ``w`` (one per seed, in order) that verifies correct; None if none does."""
+        for seed in seeds:
+            r = self.scored(roller.roll(w, seed))
+            if r.outcome.success:
+                return r
+        return None
+
     def guide_for(self, w: Window) -> Rollout | None:
         """A verified-correct trajectory of ``w`` from the guide checkpoint (cached; None if none found)."""
         if w.name not in self.guides and self.guide_model is not None:
             roller = Roller(self.guide_model, self.processor, self.cfg.rollout, self.device)
-            found = None
-            for k in range(self.cfg.npo.guide_tries):
-                r = self.scored(roller.roll(w, self.seed_of(-1, zlib.crc32(w.name.encode()) % 10_007, k)))  # stable
-                if r.outcome.success:
-                    found = r
-                    break
-            self.guides[w.name] = found
+            wi = zlib.crc32(w.name.encode()) % 10_007  # stable
+            self.guides[w.name] = self.first_success(roller, w, (self.seed_of(-1, wi, k)
+                                                                 for k in range(self.cfg.npo.guide_tries)))
         g = self.guides.get(w.name)
         if g is None:
             return None
@@ -259,15 +263,7 @@ class GRPOTrainer:
             return {"autonpo": "fired, empty mistake pool"}
         now = copy.deepcopy(self.model).eval()
         gr = Roller(now, self.processor, self.cfg.rollout, self.device)
-        trajs = []
-        for w in pool:
-            found = None
-            for k in range(a.q_tries):
-                r = self.scored(gr.roll(w, self.seed_of(-2, self.u, k)))
-                if r.outcome.success:
-                    found = r
-                    break
-            trajs.append(found)
+        trajs = [self.first_success(gr, w, (self.seed_of(-2, self.u, k) for k in range(a.q_tries))) for w in pool]
         cands = {}
         past = copy.deepcopy(self.model)
         for d in a.deltas:
