@@ -17,7 +17,6 @@ class StreamsRunner:
         self._build = build  # test seam: a function(settings, sources, **kw) -> BuiltStreams
         self.thread: threading.Thread | None = None
         self.manager = None
-        self.names: list[str] = []
         self._stop_requested = threading.Event()
 
     @property
@@ -30,11 +29,10 @@ class StreamsRunner:
         if self.running:
             raise RuntimeError("streams are already running")
         self._stop_requested.clear()
-        self.names = [f"s{i + 1}" for i in range(len(sources))]
         self.thread = threading.Thread(target=self._run, args=(settings, list(sources), important, fast, duration),
                                        name="presence-streams", daemon=True)
         self.thread.start()
-        return list(self.names)
+        return [f"s{i + 1}" for i in range(len(sources))]
 
     def _run(self, settings: Settings, sources: list[str], important, fast: bool, duration) -> None:
         build = self._build
