@@ -41,7 +41,7 @@ from training.rl.npo import (
 )
 from training.rl.reward import score
 from training.rl.rlsd import Teacher, lam_at, reweight
-from training.rl.rollout import Roller, Rollout, Window, score_tokens, token_dists
+from training.rl.rollout import Roller, Rollout, Window, entropy, score_tokens, token_dists
 
 
 class RLError(RuntimeError):
@@ -114,10 +114,11 @@ class GRPOTrainer:
         for wi, w in enumerate(self.windows_at(u)):
             grp = [self.scored(self.roller.roll(w, self.seed_of(u, wi, g))) for g in range(G)]
             ok = [r.outcome.success for r in grp]
-            if sum(ok) / G <= gate:
+            gated = sum(ok) / G <= gate
+            if gated:
                 self.pool[w.name] = w
                 self.pool = dict(list(self.pool.items())[-32:])
-            if self.step < self.guide_until and gate >= 0 and sum(ok) / G <= gate:
+            if self.step < self.guide_until and gate >= 0 and gated:
                 grp, idx = inject(grp, ok, self.guide_for(w), gate)
                 injected += idx is not None
             out.extend(grp)
@@ -176,8 +177,6 @@ class GRPOTrainer:
             t, _, _ = token_dists(self.teacher.model, rollouts, rc, self.banned, self.device, hint_of=self.hint_ids)
         pt = t.exp()
         kl = (pt * (torch.where(pt > 0, t, torch.zeros_like(t)) - torch.where(pt > 0, s, torch.zeros_like(s)))).sum(-1)
-        from training.rl.rollout import entropy
-
         return kl.mean(), entropy(s.detach())
 
     # --- the run -----------------------------------------------------------------------------------------
