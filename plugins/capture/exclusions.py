@@ -84,4 +84,5 @@ class WindowExclusion:
 
 def exclusion(patterns: list[str], own: Callable[[], list[Rect]] | None = None):
     """The ``exclude`` callable for a source: ``own`` alone when no patterns are set."""
-    return WindowExclusion(patterns, own) if any(p.strip() for p in patterns) else own
+    excl = WindowExclusion(patterns, own)
+    return excl if excl.patterns else own
