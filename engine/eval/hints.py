@@ -57,6 +57,13 @@ class HintedBackend(WrappedBackend):
     def observe(self, turn: Turn) -> None:
         self.inner.observe(self.hints.annotate(turn))
 
+    @property
+    def for_streams(self):
+        """Several streams on the inner model (engine/streams.py): each of its views hinted too, with its own
+        OCR cache. Absent (AttributeError, so ``hasattr`` is False) when the inner backend has no shared model."""
+        views_of = self.inner.for_streams
+        return lambda n: [HintedBackend(view, self.hints.options) for view in views_of(n)]
+
 
 def with_hints(backend: Backend, on: bool, options: HintOptions | None = None) -> Backend:
     """``backend`` itself when hints are off, else wrapped."""

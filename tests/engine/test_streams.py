@@ -196,3 +196,22 @@ def test_a_chunk_prefix_outside_a_tick_waits_until_the_tick_in_progress_ends():
         assert other.is_alive()  # held back while stream a's tick runs
     other.join(5.0)
     assert not other.is_alive()
+
+
+def test_perception_hints_reach_every_stream_view():
+    """A hinted backend (``[backend.hints]``) over a shared model gives hinted views, each with its own OCR
+    cache; over a backend without a shared model it offers no ``for_streams`` (so the streams build one
+    backend per stream, each through ``build_backend`` and hinted there)."""
+    from engine.eval.hints import HintedBackend
+
+    class SharedView(_View):
+        def for_streams(self, n: int) -> list[Backend]:
+            return self.model.for_streams(n)
+
+    model = SharedSlowModel(0.0)
+    assert not hasattr(HintedBackend(_View(model, 0)), "for_streams")
+    views = HintedBackend(SharedView(model, 0)).for_streams(2)
+    assert all(isinstance(v, HintedBackend) and isinstance(v.inner, _View) for v in views)
+    assert [v.inner.i for v in views] == [0, 1] and views[0].hints is not views[1].hints
+    served, slots, _lock = stream_backends(HintedBackend(SharedView(model, 0)), 2)
+    assert slots == 1 and all(isinstance(s.inner, HintedBackend) for s in served)
