@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.eval import metrics
 from engine.eval.metrics import Reply
+from engine.protocol import SILENCE
 from training.rl.config import RewardWeights
 from training.rl.reward import replies_of, score
 from training.rl.rollout import Roller, Window
@@ -37,7 +38,7 @@ def evaluate(roller: Roller, windows: list[Window], weights: RewardWeights | Non
         scores.append(metrics.score_clip(as_annotation(w), reps))
         rewards.append(o.reward)
         successes.append(o.success)
-        leaked += leaks(w, reps, [d for d in dec.values() if not d.strip().startswith("</silence>")], marker)
+        leaked += leaks(w, reps, [d for d in dec.values() if not d.strip().startswith(SILENCE)], marker)
     out = metrics.summarize(scores)
     n_rep = out["replies"]
     out.update(reward=round(sum(rewards) / len(rewards), 4), success=round(sum(successes) / len(successes), 4),
