@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import ConfigError, Settings, data_dir, save_settings, schema_keys, validate
+from app.config import ConfigError, Settings, save_settings, schema_keys, validate
 from app.export import export_session
 from app.models import (  # the first-run wizard
     PRESETS,
@@ -38,6 +38,7 @@ from app.retention import (
     delete_sessions,
     list_sessions,
     session_stores,
+    sessions_dir,
 )
 from app.runner import EngineRunner, RunOptions
 from app.streams_runner import StreamsRunner  # File → Watch several sources…
@@ -154,7 +155,7 @@ class Controller:
     def apply_retention(self) -> Forgotten:
         """Apply ``[storage] keep_days`` / ``max_gb`` now (sessions apply it when they start)."""
         st = self.settings.storage
-        return apply_retention(data_dir() / "sessions", st.keep_days, st.max_gb)
+        return apply_retention(sessions_dir(), st.keep_days, st.max_gb)
 
     # --- lessons from the timeline (docs/training.md) -------------------------------------------------
     def correction_target(self) -> tuple[Path, str] | None:

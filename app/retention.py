@@ -29,13 +29,18 @@ class SessionInfo:
     bytes: int  # the store file's size (shared by every session in a shared store)
 
 
+def sessions_dir() -> Path:
+    """Where the one-session stores live (``<data dir>/sessions/<id>.sqlite``)."""
+    from app.config import data_dir
+
+    return data_dir() / "sessions"
+
+
 def session_stores(store: str | Path | None = None) -> list[Path]:
     """``store`` alone when given, else every one-session store under the data dir."""
     if store:
         return [Path(store)]
-    from app.config import data_dir
-
-    return sorted((data_dir() / "sessions").glob("*.sqlite"))
+    return sorted(sessions_dir().glob("*.sqlite"))
 
 
 def list_sessions(stores: list[Path]) -> tuple[list[SessionInfo], list[str]]:

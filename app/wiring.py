@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import registry
-from app.config import Settings, data_dir
-from app.retention import apply_retention
+from app.config import Settings
+from app.retention import apply_retention, sessions_dir
 from app.sources import parse_source
 from app.voice import Voice, start_voice
 from engine.backends.base import Backend, BackendConfig, ModelLoadError
@@ -166,10 +166,10 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     built = Built(None, bus, None, closers)  # type: ignore[arg-type] - the session is set below
     try:
         if not store:  # the retention settings apply to the per-session stores of the data dir
-            forgotten = apply_retention(data_dir() / "sessions", settings.storage.keep_days, settings.storage.max_gb)
+            forgotten = apply_retention(sessions_dir(), settings.storage.keep_days, settings.storage.max_gb)
             if forgotten.sessions:
                 report(f"presence: retention deleted {len(forgotten.sessions)} old sessions")
-        store_path = Path(store) if store else data_dir() / "sessions" / f"{bus.session}.sqlite"
+        store_path = Path(store) if store else sessions_dir() / f"{bus.session}.sqlite"
         built.store_path = store_path
         if settings.storage.encrypt and settings.storage.keep_frames_for_training:  # training opens plain SQLite
             raise SinkError("[storage] keep_frames_for_training does not work with [storage] encrypt yet: turn one off")
