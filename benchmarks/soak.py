@@ -76,7 +76,9 @@ class LoopingClip(FrameSource):
         self.path, self.schedule, self.label = path, schedule, str(path)
 
     def open(self) -> None:
-        VideoFileSource(self.path).open()  # a bad clip fails here, as a source would
+        probe = VideoFileSource(self.path)
+        probe.open()  # a bad clip fails here, as a source would
+        probe.close()  # frames() opens its own copy for each loop
 
     def frames(self):
         offset = 0.0
