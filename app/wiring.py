@@ -89,7 +89,7 @@ def build_backend(settings: Settings) -> Backend:
     backend: Backend = cls()
     cfg = backend_config(settings)
     backend.load(cfg)
-    return with_hints(backend, cfg.hints.perception_hints, cfg.hints)
+    return with_hints(backend, cfg.hints)
 
 
 @dataclass

@@ -133,7 +133,7 @@ def layout_clip(model, processor, ann: Annotation, options: SessionOptions | Non
     opts = options or SessionOptions()
     opts.duration_s = float(ann.duration)
     opts.source_label = str(ann.video)
-    backend = with_hints(rec, bool(hints and hints.perception_hints), hints)
+    backend = with_hints(rec, hints)
     session = Session(backend, ClipSource(ann.video), clock=VirtualClock(), options=opts)
     for q in ann.questions:
         session.submit_query(q.content, source="dataset", at=float(q.t))

@@ -65,6 +65,6 @@ class HintedBackend(WrappedBackend):
         return lambda n: [HintedBackend(view, self.hints.options) for view in views_of(n)]
 
 
-def with_hints(backend: Backend, on: bool, options: HintOptions | None = None) -> Backend:
-    """``backend`` itself when hints are off, else wrapped."""
-    return HintedBackend(backend, options) if on else backend
+def with_hints(backend: Backend, options: HintOptions | None) -> Backend:
+    """``backend`` itself when hints are off (or not configured), else wrapped."""
+    return HintedBackend(backend, options) if options is not None and options.perception_hints else backend

@@ -114,7 +114,7 @@ def run_suite(suite_dir: str | Path, factory: BackendFactory, backend_name: str,
     run = SuiteRun(backend_name, model)
     t0 = time.perf_counter()
     for video, ann in load_suite(suite_dir, quick, only):
-        backend = with_hints(factory(), bool(hints and hints.perception_hints), hints)
+        backend = with_hints(factory(), hints)
         try:
             cr = run_clip(video, ann, backend, options_factory() if options_factory else None)
             _add_counters(run, backend)

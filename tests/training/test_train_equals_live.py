@@ -65,7 +65,8 @@ def _live(model_dir, ann, hints: bool = False):
     b = ForcedLive(ann.decisions())
     b.attach(loaded.model, loaded.processor, BackendConfig(model=str(model_dir), greedy=True), "cpu")
     opts = SessionOptions(duration_s=float(ann.duration), max_tokens=4)  # short lines: cheap, still rolled back
-    s = Session(with_hints(b, hints), ClipSource(ann.video), clock=VirtualClock(), options=opts)
+    s = Session(with_hints(b, HintOptions(perception_hints=hints)), ClipSource(ann.video), clock=VirtualClock(),
+                options=opts)
     for q in ann.questions:
         s.submit_query(q.content, at=float(q.t))
     assert s.run().error is None
