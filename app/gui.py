@@ -22,8 +22,11 @@ def display_available() -> bool:
 def _app():
     from PySide6.QtWidgets import QApplication
 
+    from ui.gc_guard import install
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Presence")
+    install(app)  # cycles holding Qt objects are freed on this thread, never on an engine worker's
     return app
 
 

@@ -15,6 +15,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 TEST_OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def collect_on_the_gui_thread(qapp):
+    """As the app does (``app.gui._app``): cycles holding Qt objects are freed on this thread, never on a
+    worker's — a widget of an earlier test freed by a session thread's collection crashed the process."""
+    from ui.gc_guard import install
+
+    install(qapp)
+
+
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
     """Heuristic backend without OCR (fast and deterministic), isolated config and data dirs."""
