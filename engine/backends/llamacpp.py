@@ -48,7 +48,7 @@ class LlamaCppBackend(Backend):
         self._new_cells = 0
         self._reserve = DECISION_RESERVE
         self._prefix = ChunkPrefix(system="", text="")
-        self._overflowed = False
+        self._prefix_cells = 0
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -108,38 +108,46 @@ class LlamaCppBackend(Backend):
         pieces = ctx.plan(self.layout.chunk_start(prefix.system, prefix.text))
         self._check_fits(pieces, what="the chunk prefix (system prompt + memory)")
         ctx.append("", pieces=pieces)
+        self._prefix_cells = self.seq.n_cells  # what a restart from this prefix keeps
         self._first_in_chunk = True
-        self._overflowed = False
 
     def observe(self, turn: Turn) -> None:
         seq = self._need()
         if self.decoder.is_open(self.ctx):  # decide() ran without commit(): drop what it left
             self.decoder.drop(self.ctx)
-        if self._overflowed:
-            # The last turn did not fit and was refused (one error logged). Rather than refuse every
-            # second until the chunk ends, restart the context from this chunk's prefix.
-            log.warning("llamacpp: context full; restarting the context from the chunk prefix")
+        pieces = self._plan_turn(turn, self._first_in_chunk)
+        if not self._first_in_chunk and not self._fits(pieces):
+            # A small window (a tiny VLM's 1,024 cells) filled before the chunk's boundary: restart the
+            # context from this chunk's prefix now and place this turn after it, so no second is lost;
+            # the chunk's earlier raw turns leave the window, its prefix (system + memory) stays.
+            first = self._plan_turn(turn, first_in_chunk=True)
+            self._check_fits(first, what=f"the turn at {turn.t}s", used=self._prefix_cells)  # too big alone
+            log.warning("llamacpp: context full at %ss; restarting the context from the chunk prefix", turn.t)
             self.start_chunk(self._prefix)
-        pixels = turn.pixels if seq.mtmd is not None else None
-        text = self.layout.turn(turn.text_before_image(), seq.marker if pixels is not None else None,
-                                self._first_in_chunk)
-        pieces = self.ctx.plan(text, pixels)
-        try:
-            self._check_fits(pieces, what=f"the turn at {turn.t}s")
-        except BackendError:
-            self._overflowed = True
-            raise
+            pieces = first
+        self._check_fits(pieces, what=f"the turn at {turn.t}s")
         before = seq.n_cells
         self.ctx.append("", pieces=pieces)
         self._new_cells = seq.n_cells - before
         self._first_in_chunk = False
 
-    def _check_fits(self, pieces, what: str) -> None:
+    def _plan_turn(self, turn: Turn, first_in_chunk: bool):
         seq = self._need()
-        need = seq.cells_needed(pieces)
-        if seq.n_cells + need + self._reserve > seq.n_ctx:
+        pixels = turn.pixels if seq.mtmd is not None else None
+        text = self.layout.turn(turn.text_before_image(), seq.marker if pixels is not None else None, first_in_chunk)
+        return self.ctx.plan(text, pixels)
+
+    def _fits(self, pieces, used: int | None = None) -> bool:
+        seq = self._need()
+        used = seq.n_cells if used is None else used
+        return used + seq.cells_needed(pieces) + self._reserve <= seq.n_ctx
+
+    def _check_fits(self, pieces, what: str, used: int | None = None) -> None:
+        seq = self._need()
+        need, used = seq.cells_needed(pieces), seq.n_cells if used is None else used
+        if not self._fits(pieces, used):
             raise BackendError(
-                f"context full: {what} needs {need} tokens, {seq.n_cells} are in use and {self._reserve} are kept "
+                f"context full: {what} needs {need} tokens, {used} are in use and {self._reserve} are kept "
                 f"for the decision, but n_ctx is {seq.n_ctx}; raise backend.n_ctx or shorten the chunk "
                 f"(memory.chunk_ticks) or lower capture max_pixels")
 

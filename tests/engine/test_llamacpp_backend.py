@@ -134,25 +134,46 @@ def test_chunk_reset_starts_from_the_new_prefix(test_assets):
         fresh.close()
 
 
-def test_overflow_is_a_clear_error_and_keeps_the_context(test_assets):
+def test_a_full_window_restarts_from_the_chunk_prefix_and_loses_no_second(test_assets):
+    """A small window fills before the chunk's boundary: the turn that does not fit is placed after a restart
+    from the chunk's prefix (as a fresh context would hold it), so that second is decided, not skipped."""
     model, _ = VLM_PAIRS["qwen3-vl"]
     b = load(test_assets / model, n_ctx=256)
     try:
         b.start_chunk(PREFIX)
+        restarts = []
+        for t, px in enumerate(frames(40)):
+            before = b.seq.n_cells
+            b.observe(Turn(t=t, pixels=px))  # never raises: every second gets its decision
+            if b.seq.n_cells < before:
+                restarts.append((t, b.seq.n_cells))
+            list(b.decide(4))
+            b.commit("</silence>")
+        assert restarts, "40 frames should overflow a 256-cell window"
+        t, cells = restarts[0]
+        fresh = load(test_assets / model, n_ctx=256)
+        fresh.start_chunk(PREFIX)
+        fresh.observe(Turn(t=t, pixels=frames(40)[t]))
+        assert cells == fresh.seq.n_cells
+        fresh.close()
+    finally:
+        b.close()
+
+
+def test_a_turn_too_big_for_the_window_is_a_clear_error_and_keeps_the_context(test_assets):
+    model, _ = VLM_PAIRS["qwen3-vl"]
+    b = load(test_assets / model, n_ctx=256)
+    try:
+        b.start_chunk(PREFIX)
+        b.observe(Turn(t=0, pixels=frames(1)[0]))
+        list(b.decide(4))
+        b.commit("</silence>")
+        before = (b.seq.n_past, b.seq.n_cells, len(b.seq.history))
         with pytest.raises(BackendError, match=r"context full: .* n_ctx is 256"):
-            for t, px in enumerate(frames(40)):
-                before = (b.seq.n_past, b.seq.n_cells, len(b.seq.history))
-                b.observe(Turn(t=t, pixels=px))
-                list(b.decide(4))
-                b.commit("</silence>")
+            b.observe(Turn(t=1, query=" ".join(["watch the chart and tell me"] * 80)))
         assert (b.seq.n_past, b.seq.n_cells, len(b.seq.history)) == before  # nothing half-evaluated
-        # The next second does not fail again: the context restarts from the chunk's prefix.
-        b.observe(Turn(t=99, pixels=frames(1)[0]))
-        fresh_start = load(test_assets / model, n_ctx=256)
-        fresh_start.start_chunk(PREFIX)
-        fresh_start.observe(Turn(t=99, pixels=frames(1)[0]))
-        assert b.seq.n_cells == fresh_start.seq.n_cells
-        fresh_start.close()
+        b.observe(Turn(t=2, pixels=frames(1)[0]))  # the next second goes on
+        assert b.seq.n_cells > before[1]
     finally:
         b.close()
 
