@@ -8,6 +8,9 @@ so the torch backend and llama.cpp's HF→GGUF converter read it exactly as they
     build_tiny_gemma3(dirpath)     Gemma3ForConditionalGeneration (SigLIP tower, pooled projector)
     build_tiny_llava(dirpath)      LlavaForConditionalGeneration (CLIP tower, llama text; LLaVA-1.5 layout)
 
+and, for the GGUF tests, tests.tiny_models' Qwen2.5-VL and Qwen3-VL one block deeper where llama.cpp needs it
+(build_tiny_qwen25vl_for_gguf, build_tiny_qwen3vl_for_gguf), so the ChatML families convert in the test too.
+
 Weights are random: the outputs are noise, the shapes, positions, image tokens and processors are real.
 ``text`` / ``vision`` override the tiny shapes (benchmarks/cpu_vlm.py builds the published ones with them).
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.backends import family_templates as templates
-from tests.tiny_models import _CORPUS
+from tests.tiny_models import _CORPUS, build_tiny_qwen3vl, build_tiny_qwen25vl
 
 TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, head_dim=16, max_position_embeddings=4096)
@@ -166,7 +169,44 @@ def build_tiny_llava(dirpath, seed: int = 0) -> Path:
     return _save(dirpath, model, proc)
 
 
-BUILDERS = {"smolvlm2": build_tiny_smolvlm2, "gemma3": build_tiny_gemma3, "llava": build_tiny_llava}
+def _deeper(d: Path, model_cls, seed: int, edit) -> Path:
+    """The checkpoint in ``d`` (tokenizer, processor, template kept) with ``edit(config)`` applied and its
+    weights rebuilt at the new shapes."""
+    import torch
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(d, local_files_only=True)
+    edit(cfg)
+    torch.manual_seed(seed)
+    model_cls(cfg).eval().save_pretrained(d)
+    return d
+
+
+def build_tiny_qwen25vl_for_gguf(dirpath, seed: int = 0) -> Path:
+    """tests.tiny_models' Qwen2.5-VL with a 3-block vision tower. llama.cpp's converter names tensors per block
+    index up to the tower's depth, and the merger's last layer is ``visual.merger.mlp.2``: with 2 blocks it has
+    no name to map to ("Can not map tensor 'visual.merger.mlp.2.bias'"). Blocks 0-1 windowed, 2 full attention."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    def edit(cfg):
+        cfg.vision_config.depth, cfg.vision_config.fullatt_block_indexes = 3, [2]
+
+    return _deeper(build_tiny_qwen25vl(dirpath, seed=seed), Qwen2_5_VLForConditionalGeneration, seed, edit)
+
+
+def build_tiny_qwen3vl_for_gguf(dirpath, seed: int = 0) -> Path:
+    """tests.tiny_models' Qwen3-VL with 3 text layers: llama.cpp's qwen3vl graph aborts on the first decode
+    (``GGML_ASSERT(ggml_can_repeat(b, a))``) when the deepstack layers (2) are as many as the text layers."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    def edit(cfg):
+        cfg.text_config.num_hidden_layers = 3
+
+    return _deeper(build_tiny_qwen3vl(dirpath, seed=seed), Qwen3VLForConditionalGeneration, seed, edit)
+
+
+BUILDERS = {"smolvlm2": build_tiny_smolvlm2, "gemma3": build_tiny_gemma3, "llava": build_tiny_llava,
+            "qwen2.5-vl": build_tiny_qwen25vl_for_gguf, "qwen3-vl": build_tiny_qwen3vl_for_gguf}
 
 
 def checkpoint(name: str, base: Path) -> Path:

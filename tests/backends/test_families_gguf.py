@@ -1,5 +1,5 @@
-"""The llamacpp backend on tiny random SmolVLM2 (Idefics3), Gemma 3 and LLaVA-1.5 GGUFs, converted in the test
-from checkpoints built from config (tests/backends/family_models.py) with llama.cpp's own converter
+"""The llamacpp backend on tiny random SmolVLM2 (Idefics3), Gemma 3, LLaVA-1.5, Qwen2.5-VL and Qwen3-VL GGUFs,
+converted in the test from checkpoints built from config (tests/backends/family_models.py) with llama.cpp's own converter
 (``make gguf-converter``), so a fresh clone runs them without any shared assets.
 
 The layout comes from the GGUF's embedded chat template; after incremental ticks (frames, a query, decisions
@@ -28,7 +28,9 @@ PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </resp
 # what each family's template writes around a user turn: the layout is the template's, not ChatML
 EXPECT = {"smolvlm2": ("User: ", "<end_of_utterance>\nAssistant: "),
           "gemma3": ("<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n"),
-          "llava": ("USER: ", " ASSISTANT: ")}
+          "llava": ("USER: ", " ASSISTANT: "),
+          "qwen2.5-vl": ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),
+          "qwen3-vl": ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n")}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def frame(seed: int, size=(64, 64)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("family", ["smolvlm2", "gemma3", "llava"])
+@pytest.mark.parametrize("family", list(EXPECT))
 def test_incremental_ticks_match_a_fresh_context(pairs, family):
     model, mmproj, why = pairs[family]
     assert (mmproj is None) == (family == "llava"), why  # the projector llama.cpp converts, or says it cannot
