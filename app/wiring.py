@@ -157,8 +157,13 @@ def build_session(settings: Settings, *, fast: bool = False, log: str | None = N
     if source is None:
         from plugins.capture.exclusions import exclusion  # [capture] exclude_windows, with the own window
 
-        source = parse_source(settings.capture.source or str(DEMO_CLIP),
-                              exclude=exclusion(settings.capture.exclude_windows, exclude))
+        try:
+            source = parse_source(settings.capture.source or str(DEMO_CLIP),
+                                  exclude=exclusion(settings.capture.exclude_windows, exclude))
+        except BaseException:
+            if backend is not None:  # a given backend is this session's to close, as on every later failure
+                backend.close()
+            raise
     spec = redact_url(source.label)  # a source names itself, never with its credentials
     backend = backend or build_backend(settings)
     bus = EventBus()

@@ -32,3 +32,37 @@ def test_several_sources_each_get_their_own_complete_log_and_store(short_clip, t
     assert not Path(str(log)).exists()  # only the streams' own files
     assert not [e for e in load(tmp_path / "run.s2.jsonl") if e["type"] in ("decision", "skipped")]
     assert json.loads((tmp_path / "run.s1.jsonl").read_text().splitlines()[0])["type"] == "session_started"
+
+
+def test_a_failed_streams_own_backend_is_closed(short_clip, tmp_path, monkeypatch):
+    """heuristic/lite build one backend per stream; the one of a stream whose source cannot open is closed at
+    once, and the running streams' are closed with them."""
+    import app.wiring as wiring
+    from app.config import Settings
+
+    made = []
+    real = wiring.build_backend
+
+    def tracking(settings):
+        backend = real(settings)
+        made.append(backend)
+        backend.closed = False
+        close = backend.close
+
+        def closing():
+            backend.closed = True
+            close()
+
+        backend.close = closing
+        return backend
+
+    monkeypatch.setattr(wiring, "build_backend", tracking)
+    s = Settings()
+    s.backend.name, s.heuristic.ocr = "heuristic", False
+    # a file that does not open (fails in open_source) and a spec that does not parse (fails before it)
+    built = wiring.build_streams(s, [str(short_clip), str(tmp_path / "nope.mp4"), "webcam:abc"], fast=True,
+                                 duration=2, report=lambda line: None)
+    assert built.streams[1:] == [None, None] and len(made) == 3
+    assert made[1].closed and made[2].closed and not made[0].closed  # the failed streams' own backends, at once
+    built.close()
+    assert made[0].closed
