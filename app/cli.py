@@ -161,6 +161,21 @@ def ending_signals(stop):
             signal.signal(s, handler)
 
 
+EXIT_FOR_ERROR_KIND = {"source": EXIT_SOURCE, "backend": EXIT_MODEL, "write": EXIT_WRITE}  # SessionResult.error_kind
+
+
+def _build_exit(exc: Exception) -> int:
+    """The exit code of a session (or streams) that could not be built."""
+    from engine.backends.base import BackendError
+    from engine.source import SourceError
+
+    if isinstance(exc, SourceError):
+        return EXIT_SOURCE
+    if isinstance(exc, BackendError):
+        return EXIT_MODEL
+    return EXIT_USAGE  # SinkError: --log / --store cannot be opened, the argument is the problem
+
+
 def run_headless(settings, args) -> int:
     from app.timeline_printer import TimelinePrinter
     from app.wiring import build_session
@@ -170,12 +185,8 @@ def run_headless(settings, args) -> int:
 
     try:
         built = build_session(settings, fast=args.fast, log=args.log, store=args.store, duration=args.duration)
-    except SourceError as exc:
-        return fail(EXIT_SOURCE, str(exc))
-    except BackendError as exc:
-        return fail(EXIT_MODEL, str(exc))
-    except SinkError as exc:  # --log / --store cannot be opened: the argument is the problem
-        return fail(EXIT_USAGE, str(exc))
+    except (SourceError, BackendError, SinkError) as exc:
+        return fail(_build_exit(exc), str(exc))
     if not args.quiet:
         built.bus.subscribe(TimelinePrinter(sys.stdout))
     if args.query:
@@ -185,13 +196,12 @@ def run_headless(settings, args) -> int:
             result = built.session.run()
         finally:
             built.close()
-    if result.error_kind == "source":
-        return fail(EXIT_SOURCE, result.error or "source error")
-    if result.error_kind == "backend":
-        return fail(EXIT_MODEL, result.error or "backend error")
     loss = built.loss_note()
-    if result.error_kind == "write":
-        return fail(EXIT_WRITE, f"{result.error or 'write error'}" + (f" ({loss})" if loss else ""))
+    if result.error_kind:
+        message = result.error or f"{result.error_kind} error"
+        if result.error_kind == "write" and loss:
+            message += f" ({loss})"
+        return fail(EXIT_FOR_ERROR_KIND.get(result.error_kind, EXIT_MODEL), message)
     if loss:
         return fail(EXIT_WRITE, loss)
     if received:
@@ -216,10 +226,8 @@ def run_streams(settings, args, sources: list[str]) -> int:
     try:
         built = build_streams(settings, sources, important=tuple(args.important), fast=args.fast, log=args.log,
                               store=args.store, duration=args.duration)
-    except BackendError as exc:
-        return fail(EXIT_MODEL, str(exc))
-    except SinkError as exc:
-        return fail(EXIT_USAGE, str(exc))
+    except (BackendError, SinkError) as exc:
+        return fail(_build_exit(exc), str(exc))
     manager = built.manager
     for spec, one in zip(manager.specs, built.streams, strict=True):
         if one is None:
@@ -238,8 +246,7 @@ def run_streams(settings, args, sources: list[str]) -> int:
         if result is None and error is not None:  # it never started, and said so then
             codes.append(EXIT_SOURCE)
         elif error is not None:
-            code = {"source": EXIT_SOURCE, "backend": EXIT_MODEL, "write": EXIT_WRITE}.get(result.error_kind, EXIT_MODEL)
-            codes.append(fail(code, f"stream {spec.name}: {error}"))
+            codes.append(fail(EXIT_FOR_ERROR_KIND.get(result.error_kind, EXIT_MODEL), f"stream {spec.name}: {error}"))
     loss = "; ".join(one.loss_note() for one in built.streams if one is not None and one.loss_note())
     if loss:
         codes.append(fail(EXIT_WRITE, loss))
