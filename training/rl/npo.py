@@ -122,6 +122,18 @@ def v_hat(log_ratios: list[torch.Tensor], floor: float) -> float:
     return float(w.var(unbiased=False)) + floor
 
 
+def rollback_candidates(step: int, saved, deltas) -> list[int]:
+    """The rollback distances on offer at ``step``: for each wanted Δ, the distance to the newest saved
+    snapshot at least Δ back. Snapshots are taken every N steps but a plateau is detected at any step,
+    so ``step − Δ`` itself is usually not a snapshot."""
+    out = set()
+    for d in deltas:
+        older = [s for s in saved if s <= step - d]
+        if older:
+            out.add(step - max(older))
+    return sorted(out)
+
+
 def best_delta(candidates: dict[int, tuple[float, float]]) -> int | None:
     """Δ* = argmax Q̂/V̂ over {Δ: (Q̂, V̂)}; the nearer Δ on a tie; None when no Δ has Q̂ > 0."""
     scored = [(q / v, -d, d) for d, (q, v) in candidates.items() if q > 0]

@@ -36,6 +36,7 @@ from training.rl.npo import (
     inject,
     q_hat,
     rng_state,
+    rollback_candidates,
     set_rng_state,
     v_hat,
 )
@@ -252,7 +253,7 @@ class GRPOTrainer:
         a = self.cfg.autonpo
         if self.step % a.snapshot_every == 0:
             self.snapshots[self.step] = Snapshot.take(self.step, self.model, self.opt)
-            keep = max(a.deltas)
+            keep = max(a.deltas) + a.snapshot_every  # the newest snapshot at least max(Δ) back stays
             self.snapshots = {s: v for s, v in self.snapshots.items() if s >= self.step - keep}
         self.monitor.update(reward, ent)
         if self.step < self.guide_until or not self.monitor.fires():
@@ -265,11 +266,8 @@ class GRPOTrainer:
         trajs = [self.first_success(gr, w, (self.seed_of(-2, self.u, k) for k in range(a.q_tries))) for w in pool]
         cands = {}
         past = copy.deepcopy(self.model)
-        for d in a.deltas:
-            snap = self.snapshots.get(self.step - d)
-            if snap is None:
-                continue
-            past.load_state_dict(snap.weights)
+        for d in rollback_candidates(self.step, self.snapshots, a.deltas):
+            past.load_state_dict(self.snapshots[self.step - d].weights)
             past.eval()
             pr = Roller(past, self.processor, self.cfg.rollout, self.device)
             fails = [not any(self.scored(pr.roll(w, self.seed_of(-3, self.u, k))).outcome.success

@@ -9,7 +9,7 @@ import torch
 
 from training.rl.config import AutoNPOConfig, GRPOConfig
 from training.rl.grpo import group_advantages
-from training.rl.npo import PlateauMonitor, Snapshot, best_delta, inject, q_hat, v_hat
+from training.rl.npo import PlateauMonitor, Snapshot, best_delta, inject, q_hat, rollback_candidates, v_hat
 
 
 def test_gate_off_leaves_the_group_as_grpo_sees_it():
@@ -78,6 +78,14 @@ def test_q_and_v_estimates_and_interior_delta():
     assert v_hat([], 0.05) == 0.05
     assert best_delta({10: (0.2, 0.06), 20: (0.6, 0.08), 30: (0.65, 0.6)}) == 20  # Q saturates, V grows
     assert best_delta({10: (0.0, 0.06)}) is None
+
+
+def test_rollback_candidates_exist_between_snapshot_steps():
+    """A plateau at step 19 with snapshots every 4 steps: each wanted Δ maps to the newest snapshot at least Δ
+    back (step − Δ itself is no snapshot); on a snapshot step the wanted Δs come back unchanged."""
+    assert rollback_candidates(19, {8: 0, 12: 0, 16: 0}, (4, 8, 12)) == [7, 11]
+    assert rollback_candidates(16, {4: 0, 8: 0, 12: 0, 16: 0}, (4, 8, 12)) == [4, 8, 12]
+    assert rollback_candidates(3, {}, (4, 8)) == []
 
 
 def test_rollback_restores_weights_optimizer_and_rng_bit_for_bit():
