@@ -11,10 +11,13 @@ length (0.3·steps) and AutoNPO's window, gap and Δ candidates scale with the b
 ``--gpu-step`` times one GRPO update (G rollouts of one window, then the loss and AdamW) on a
 Qwen2.5-VL-shaped model with random bf16 weights and LoRA (benchmarks/train_gpu.py's builder), on a
 generated clip; without CUDA it says so and exits 0 (``--gpu-step tiny`` runs the same path on CPU).
-Held-out figures are greedy decisions on windows never trained on: SW-F1, PO hit rate, duplicate rate,
-false alarms per minute (engine.eval.metrics), the episode reward and the leakage probe; "steps to
-threshold" is the first update at which the training reward's mean over the last 5 updates reaches
-``--threshold`` (NPO counted with and without its scout's updates). Mean ± sd over the seeds.
+``--methods opsd`` adds plain on-policy self-distillation (KL to the hinted teacher; the leakage
+probe's reference, which the RLSD paper expects to leak). Held-out figures are greedy decisions on
+windows never trained on: SW-F1, PO hit rate, duplicate rate, false alarms per minute
+(engine.eval.metrics), the episode reward and the leakage probe; "steps to threshold" is the first
+update at which the training reward's mean over the last 5 updates reaches ``--threshold`` (NPO: its
+main phase's steps, and those plus the scout's updates). Mean ± sd over the seeds. Then the updates each
+method took to reach GRPO's final training reward (the issue's NPO goal), per seed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 METHODS = ["sft", "grpo", "npo", "autonpo", "rlsd"]
+EXTRA = ["opsd"]  # plain on-policy self-distillation: the leakage probe's reference, only when asked for
 FIGURES = ["sw_f1", "po_hit_rate", "duplicate_rate", "false_alarms_per_min", "reward", "success", "leak_rate"]
 
 
@@ -51,14 +55,31 @@ def scaled(cfg, method: str, steps: int):
     return cfg
 
 
-def steps_to(path: Path, threshold: float, offset: int = 0) -> int | None:
-    rec = [json.loads(x) for x in path.open()]
-    r = [x["reward"] for x in rec]
-    for i in range(len(r)):
-        window = r[max(0, i - 4):i + 1]
-        if sum(window) / len(window) >= threshold:
-            return rec[i]["update"] - offset
+def steps_to(rewards: list[float], threshold: float) -> int | None:
+    """The first update (1-based) at which the mean of the last 5 training rewards reaches ``threshold``
+    (a full window of 5: one lucky first batch does not count)."""
+    for i in range(4, len(rewards)):
+        if sum(rewards[i - 4:i + 1]) / 5 >= threshold:
+            return i + 1
     return None
+
+
+def reach(out: Path, threshold: float) -> tuple[int | None, int | None]:
+    """(updates to ``threshold`` counting every update, the same without NPO's scout or None). NPO's own
+    policy is the one trained after the scout: its steps are counted from the restart (the scout's rewards
+    never count as reaching it) and the scout's updates are added for the total."""
+    rec = [json.loads(x) for x in (out / "metrics.jsonl").open()]
+    scout = sum(x["phase"] == "scout" for x in rec)
+    if not scout:
+        return steps_to([x["reward"] for x in rec], threshold), None
+    s = steps_to([x["reward"] for x in rec if x["phase"] == "main"], threshold)
+    return (None if s is None else scout + s), s
+
+
+def final_reward(out: Path) -> float:
+    """The training reward's mean over the last 5 updates of a run."""
+    r = [json.loads(x)["reward"] for x in (out / "metrics.jsonl").open()][-5:]
+    return sum(r) / len(r)
 
 
 def fmt(xs: list) -> str:
@@ -137,7 +158,7 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=2, help="windows per update")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--threshold", type=float, default=0.6, help="training reward to reach (declared before running)")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"of {METHODS + EXTRA}")
     ap.add_argument("--max-tokens", type=int, default=12)
     ap.add_argument("--eval-windows", type=int, default=0, help="held-out windows scored (0 = all)")
     ap.add_argument("--threads", type=int, default=1)
@@ -170,6 +191,8 @@ def main() -> int:
         ap.error("give --sft DIR --data DATASET…, or --proxy")
     seeds = [int(s) for s in a.seeds.split(",")]
     methods = a.methods.split(",")
+    if set(methods) - set(METHODS + EXTRA):
+        ap.error(f"--methods: unknown {sorted(set(methods) - set(METHODS + EXTRA))} (known: {METHODS + EXTRA})")
     print(f"budget: {a.steps} updates per run × {a.windows} windows × G={a.group}; seeds {seeds}; lr {a.lr}")
     probe = scaled(RLConfig(), "autonpo", a.steps)
     print(f"scaled schedules: RLSD λ 0.5→0 over {probe.rlsd.decay_steps} steps, teacher refresh every "
@@ -195,17 +218,9 @@ def main() -> int:
                 cfg = scaled(copy.deepcopy(base_cfg), method, a.steps)
                 cfg.seed = seed
                 out = work / f"{method}_{seed}"
-                res = GRPOTrainer(cfg, model0, processor, train, held, device).run(out, bar=False)
-                scout = cfg.npo.scout_steps if method == "npo" else 0
-                res["steps_to"] = steps_to(out / "metrics.jsonl", a.threshold)
-                res["steps_to_no_scout"] = steps_to(out / "metrics.jsonl", a.threshold, scout) if scout else None
-                if method == "npo":  # only the updates after the restart count for "without the scout"
-                    rec = [json.loads(x) for x in (out / "metrics.jsonl").open()]
-                    main = [x for x in rec if x["phase"] == "main"]
-                    tmp = out / "main.jsonl"
-                    tmp.write_text("".join(json.dumps(x) + "\n" for x in main))
-                    s = steps_to(tmp, a.threshold)
-                    res["steps_to_no_scout"] = None if s is None else s - scout
+                objective = "opsd" if method == "opsd" else "grpo"
+                res = GRPOTrainer(cfg, model0, processor, train, held, device, objective).run(out, bar=False)
+                res["steps_to"], res["steps_to_no_scout"] = reach(out, a.threshold)
             res["wall_s"] = round(time.perf_counter() - t0, 1)
             results[method].append(res)
             print(f"  {method:8s} seed {seed}: " + ", ".join(f"{k} {res.get(k)}" for k in FIGURES)
@@ -219,6 +234,17 @@ def main() -> int:
         rs = results[m]
         print(f"{m:9s}" + "".join(f"{fmt([r.get(k) for r in rs]):>22s}" for k in [*FIGURES, "steps_to",
                                                                                   "steps_to_no_scout"]))
+    if "grpo" in methods:  # the goal "NPO reaches GRPO's final reward in fewer total steps"
+        target = statistics.mean(final_reward(work / f"grpo_{s}") for s in seeds)
+        print(f"\nupdates to GRPO's final training reward ({target:.3f}: mean over seeds of its last 5 updates):")
+        for m in methods:
+            if m != "sft":
+                got = [reach(work / f"{m}_{s}", target) for s in seeds]
+                for r, (t, n) in zip(results[m], got, strict=True):
+                    r.update(steps_to_grpo_final=t, steps_to_grpo_final_no_scout=n)
+                print(f"  {m:8s} " + ", ".join(f"seed {s}: {t if t is not None else '—'}"
+                                              + (f" ({n} without the scout)" if n is not None else "")
+                                              for s, (t, n) in zip(seeds, got, strict=True)))
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"results: {work / 'results.json'}")
     return 0
