@@ -87,8 +87,9 @@ class NPOConfig:
 class AutoNPOConfig:
     """AutoNPO trigger (thresholds ours; the paper's are not public): the reward EMA (β 0.9) rose over the
     last W steps by at most ε_r × its whole rise since the last intervention, the entropy EMA fell ≥ 5 %
-    over W, and at least ``min_gap`` steps passed since the last intervention. Δ candidates: the saved
-    snapshots; V̂ floor c; Q̂ from ``q_tries`` samples per window (all ours)."""
+    over W, and at least ``min_gap`` steps passed since the last intervention. Δ candidates: for each of
+    ``deltas``, the newest snapshot (one every ``snapshot_every`` steps) at least that far back; V̂ floor c;
+    Q̂ from ``q_tries`` samples per window (all ours)."""
 
     enabled: bool = False
     ema: float = 0.9
