@@ -23,9 +23,35 @@ class RunOptions:
     exclude: Callable[[], list] | None = None  # screen rectangles masked out of screen captures
 
 
-class EngineRunner:
+class WorkerThread:
+    """One daemon thread that builds and runs something for the window; ``stop`` may come before the build
+    ends (subclasses check ``_stop_requested`` once built). Base of ``EngineRunner`` and ``StreamsRunner``."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _start(self, target: Callable, args: tuple, name: str, busy: str) -> None:
+        if self.running:
+            raise RuntimeError(busy)
+        self._stop_requested.clear()
+        self.thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
+
+
+class EngineRunner(WorkerThread):
     def __init__(self, sink: Callable[[dict], None], on_delta: Callable[[int, str], None],
                  on_frame: Callable[[object], None] | None = None, build=None):
+        super().__init__()
         self.sink = sink
         self.on_delta = on_delta
         self.on_frame = on_frame
@@ -33,22 +59,12 @@ class EngineRunner:
         self.report: Callable[[str], None] = lambda line: sink({"type": "_runner", "state": "notice",
                                                                  "message": line, "t": 0.0})
         self.built = None
-        self.thread: threading.Thread | None = None
-        self._stop_requested = threading.Event()
         self._pending_queries: list[str] = []
         self.last_store = None  # (store path, session id) of the latest session, for corrections
         self._lock = threading.Lock()
 
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
     def start(self, settings: Settings, opts: RunOptions) -> None:
-        if self.running:
-            raise RuntimeError("a session is already running")
-        self._stop_requested.clear()
-        self.thread = threading.Thread(target=self._run, args=(settings, opts), name="presence-engine", daemon=True)
-        self.thread.start()
+        self._start(self._run, (settings, opts), "presence-engine", "a session is already running")
 
     def _run(self, settings: Settings, opts: RunOptions) -> None:
         from engine.backends.base import BackendError
@@ -118,8 +134,3 @@ class EngineRunner:
         self._stop_requested.set()
         if self.built is not None:
             self.built.session.stop()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return not self.running

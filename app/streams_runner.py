@@ -5,33 +5,24 @@ pseudo-events say when the streams run, fail to start, or have ended."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from app.config import Settings
+from app.runner import WorkerThread
 
 
-class StreamsRunner:
+class StreamsRunner(WorkerThread):
     def __init__(self, sink: Callable[[dict], None], build=None):
+        super().__init__()
         self.sink = sink
         self._build = build  # test seam: a function(settings, sources, **kw) -> BuiltStreams
-        self.thread: threading.Thread | None = None
         self.manager = None
-        self._stop_requested = threading.Event()
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
 
     def start(self, settings: Settings, sources: list[str], important: tuple[int, ...] = (), fast: bool = False,
               duration: float | None = None) -> list[str]:
         """Start one stream per source; returns the streams' names (``s1``, ``s2``, …, in order)."""
-        if self.running:
-            raise RuntimeError("streams are already running")
-        self._stop_requested.clear()
-        self.thread = threading.Thread(target=self._run, args=(settings, list(sources), important, fast, duration),
-                                       name="presence-streams", daemon=True)
-        self.thread.start()
+        self._start(self._run, (settings, list(sources), important, fast, duration), "presence-streams",
+                    "streams are already running")
         return [f"s{i + 1}" for i in range(len(sources))]
 
     def _run(self, settings: Settings, sources: list[str], important, fast: bool, duration) -> None:
@@ -65,8 +56,3 @@ class StreamsRunner:
         self._stop_requested.set()
         if self.manager is not None:
             self.manager.stop()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return not self.running
