@@ -169,29 +169,30 @@ def build_tiny_llava(dirpath, seed: int = 0) -> Path:
     return _save(dirpath, model, proc)
 
 
-def _deeper(d: Path, model_cls, seed: int, edit) -> Path:
-    """The checkpoint in ``d`` (tokenizer, processor, template kept) with ``edit(config)`` applied and its
-    weights rebuilt at the new shapes."""
-    import torch
+def _reshaped(d: Path, model_cls, seed: int, text: dict, vision: dict, dtype) -> Path:
+    """The checkpoint in ``d`` (tokenizer, processor, template kept) with the ``text`` / ``vision`` config
+    overrides, its weights rebuilt at the new shapes."""
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(d, local_files_only=True)
-    edit(cfg)
-    torch.manual_seed(seed)
-    model_cls(cfg).eval().save_pretrained(d)
+    cfg = AutoConfig.from_pretrained(d, local_files_only=True).to_dict()
+    cfg["text_config"].update(text)
+    cfg["vision_config"].update(vision)
+    if "num_hidden_layers" in text:  # one entry per layer: rebuilt from the new count
+        cfg["text_config"].pop("layer_types", None)
+    _random(model_cls, model_cls.config_class.from_dict(cfg), seed, dtype).save_pretrained(d)
     return d
 
 
-def build_tiny_qwen25vl_for_gguf(dirpath, seed: int = 0) -> Path:
+def build_tiny_qwen25vl_for_gguf(dirpath, seed: int = 0, text: dict | None = None, vision: dict | None = None,
+                                 dtype=None) -> Path:
     """tests.tiny_models' Qwen2.5-VL with a 3-block vision tower. llama.cpp's converter names tensors per block
     index up to the tower's depth, and the merger's last layer is ``visual.merger.mlp.2``: with 2 blocks it has
     no name to map to ("Can not map tensor 'visual.merger.mlp.2.bias'"). Blocks 0-1 windowed, 2 full attention."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    def edit(cfg):
-        cfg.vision_config.depth, cfg.vision_config.fullatt_block_indexes = 3, [2]
-
-    return _deeper(build_tiny_qwen25vl(dirpath, seed=seed), Qwen2_5_VLForConditionalGeneration, seed, edit)
+    vision = {"depth": 3, "fullatt_block_indexes": [2], **(vision or {})}
+    return _reshaped(build_tiny_qwen25vl(dirpath, seed=seed), Qwen2_5_VLForConditionalGeneration, seed,
+                     text or {}, vision, dtype)
 
 
 def build_tiny_qwen3vl_for_gguf(dirpath, seed: int = 0) -> Path:
@@ -199,10 +200,8 @@ def build_tiny_qwen3vl_for_gguf(dirpath, seed: int = 0) -> Path:
     (``GGML_ASSERT(ggml_can_repeat(b, a))``) when the deepstack layers (2) are as many as the text layers."""
     from transformers import Qwen3VLForConditionalGeneration
 
-    def edit(cfg):
-        cfg.text_config.num_hidden_layers = 3
-
-    return _deeper(build_tiny_qwen3vl(dirpath, seed=seed), Qwen3VLForConditionalGeneration, seed, edit)
+    return _reshaped(build_tiny_qwen3vl(dirpath, seed=seed), Qwen3VLForConditionalGeneration, seed,
+                     {"num_hidden_layers": 3}, {}, None)
 
 
 BUILDERS = {"smolvlm2": build_tiny_smolvlm2, "gemma3": build_tiny_gemma3, "llava": build_tiny_llava,
