@@ -130,20 +130,32 @@ def build_tiny_gemma3(dirpath, seed: int = 0, text: dict | None = None, vision: 
     ip = Gemma3ImageProcessor(size={"height": side, "width": side})
     proc = Gemma3Processor(image_processor=ip, tokenizer=tok, image_seq_length=mm_tokens,
                            chat_template=templates.GEMMA3)
-    return _published_vision_names(_save(dirpath, model, proc))
+    d = _save(dirpath, model, proc)
+    del model  # the renaming reads every tensor back: at Gemma-3-4B's shapes two copies would not fit in RAM
+    return _published_vision_names(d)
 
 
 def _published_vision_names(d: Path) -> Path:
     """transformers 5.24 saves the SigLIP tower as ``vision_tower.*``; google/gemma-3-*-it (and so llama.cpp's
-    converter) name it ``vision_tower.vision_model.*``, which transformers reads back to the same modules."""
-    from safetensors.torch import load_file, save_file
+    converter) name it ``vision_tower.vision_model.*``, which transformers reads back to the same modules. Only
+    the file's JSON header is rewritten (tensor offsets count from the data section, which is copied as is), so a
+    Gemma-3-4B-sized file is renamed without holding its tensors in memory."""
+    import json
+    import shutil
 
-    f = d / "model.safetensors"
-    tensors = load_file(f)
-    renamed = {(k.replace("vision_tower.", "vision_tower.vision_model.", 1)
-                if k.startswith("vision_tower.") and not k.startswith("vision_tower.vision_model.") else k): v
-               for k, v in tensors.items()}
-    save_file(renamed, f, metadata={"format": "pt"})
+    def published(key: str) -> str:
+        if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
+            return key.replace("vision_tower.", "vision_tower.vision_model.", 1)
+        return key
+
+    f, tmp = d / "model.safetensors", d / "model.safetensors.tmp"
+    with open(f, "rb") as src, open(tmp, "wb") as dst:
+        header = json.loads(src.read(int.from_bytes(src.read(8), "little")))
+        blob = json.dumps({published(k): v for k, v in header.items()}, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)  # the format pads its header with spaces to keep the data 8-byte aligned
+        dst.write(len(blob).to_bytes(8, "little") + blob)
+        shutil.copyfileobj(src, dst, 1 << 24)
+    tmp.replace(f)
     return d
 
 
