@@ -11,7 +11,7 @@ as users run them (text Q8_0 / Q4_K_M with llama_cpp.llama_model_quantize; the p
 GGUF projectors are, or ``--proj f32 | q8_0``). Cached under ``~/.cache/presence/bench``
 (``$PRESENCE_BENCH_CACHE``). Random
 weights make the decisions meaningless but the cost exact — except the decision's length: it is capped at
-``--decision-tokens`` (8: a ``</silence>`` is 3-5 tokens), since random weights never stop on their own.
+``--decision-tokens`` (8: a ``</silence>`` is 3-5 tokens), since random weights never stop on their own .
 
 Each tick runs the ``llamacpp`` backend as a session does: observe (the new turn: text + one frame), decide,
 commit; a new chunk starts when the next turn would not fit in ``n_ctx`` (8192, the models' context). The split:
@@ -122,6 +122,19 @@ def _checkpoint(name: str, spec: Spec) -> Path:
     return d
 
 
+def _full_vocabulary(hf: Path, vocab_size: int) -> None:
+    """Pad the test tokenizer with ``<unused_N>`` entries up to ``vocab_size``. llama.cpp's Gemma converter cuts
+    the embedding to as many rows as tokenizer.json names (vocab + added tokens) but writes a vocabulary padded to
+    the config's size, and llama.cpp then refuses the model (token_embd 409 rows, 262,208 expected)."""
+    f = hf / "tokenizer.json"
+    tok = json.loads(f.read_text())
+    vocab = tok["model"]["vocab"]
+    missing = vocab_size - len(vocab) - len(tok["added_tokens"])
+    first = max(vocab.values()) + 1
+    vocab.update({f"<unused_{i}>": first + i for i in range(max(missing, 0))})
+    f.write_text(json.dumps(tok))
+
+
 def prepare(name: str, spec: Spec, size: int, proj: str = "f16") -> tuple[Path, Path]:
     """(quantized text GGUF, ``proj`` projector for ``size``), built once and cached. Only SmolVLM2's projector
     has a size (Gemma 3's encoder takes every frame at 896)."""
@@ -135,9 +148,12 @@ def prepare(name: str, spec: Spec, size: int, proj: str = "f16") -> tuple[Path, 
     if not model.is_file() or not mmproj.is_file():
         hf = _checkpoint(name, spec)
         if not model.is_file():
+            if spec.family == "gemma3":
+                _full_vocabulary(hf, spec.text["vocab_size"])
             _run(converter_dir(), [str(hf), "--outfile", str(f16), "--outtype", "f16"])
             params = llama_cpp.llama_model_quantize_default_params()
             params.ftype = FTYPES[spec.quant]
+            params.nthread = 1  # preparation, not a timed figure: leave the other core to the machine
             rc = llama_cpp.llama_model_quantize(str(f16).encode(), str(model).encode(), params)
             if rc != 0:
                 raise SystemExit(f"quantizing {f16.name} to {spec.quant} failed (code {rc})")
