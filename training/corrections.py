@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 from engine.backends.base import Backend
+from engine.backends.wrapped import WrappedBackend
 from engine.context import Turn
-from engine.eval.hints import WrappedBackend
 from engine.events import EventType
 from engine.protocol import normalize
 
