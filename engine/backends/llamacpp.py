@@ -116,16 +116,18 @@ class LlamaCppBackend(Backend):
         if self.decoder.is_open(self.ctx):  # decide() ran without commit(): drop what it left
             self.decoder.drop(self.ctx)
         pieces = self._plan_turn(turn, self._first_in_chunk)
-        if not self._first_in_chunk and not self._fits(pieces):
+        if not self._fits(pieces):
+            what = f"the turn at {turn.t}s"
+            if self._first_in_chunk:
+                self._check_fits(pieces, what)  # right after the prefix: too big for the window, one clear error
             # A small window (a tiny VLM's 1,024 cells) filled before the chunk's boundary: restart the
             # context from this chunk's prefix now and place this turn after it, so no second is lost;
             # the chunk's earlier raw turns leave the window, its prefix (system + memory) stays.
             first = self._plan_turn(turn, first_in_chunk=True)
-            self._check_fits(first, what=f"the turn at {turn.t}s", used=self._prefix_cells)  # too big alone
+            self._check_fits(first, what, used=self._prefix_cells)  # too big even then: nothing touched
             log.warning("llamacpp: context full at %ss; restarting the context from the chunk prefix", turn.t)
             self.start_chunk(self._prefix)
             pieces = first
-        self._check_fits(pieces, what=f"the turn at {turn.t}s")
         before = seq.n_cells
         self.ctx.append("", pieces=pieces)
         self._new_cells = seq.n_cells - before
@@ -143,13 +145,14 @@ class LlamaCppBackend(Backend):
         return used + seq.cells_needed(pieces) + self._reserve <= seq.n_ctx
 
     def _check_fits(self, pieces, what: str, used: int | None = None) -> None:
+        if self._fits(pieces, used):
+            return
         seq = self._need()
         need, used = seq.cells_needed(pieces), seq.n_cells if used is None else used
-        if not self._fits(pieces, used):
-            raise BackendError(
-                f"context full: {what} needs {need} tokens, {used} are in use and {self._reserve} are kept "
-                f"for the decision, but n_ctx is {seq.n_ctx}; raise backend.n_ctx or shorten the chunk "
-                f"(memory.chunk_ticks) or lower capture max_pixels")
+        raise BackendError(
+            f"context full: {what} needs {need} tokens, {used} are in use and {self._reserve} are kept "
+            f"for the decision, but n_ctx is {seq.n_ctx}; raise backend.n_ctx or shorten the chunk "
+            f"(memory.chunk_ticks) or lower capture max_pixels")
 
     def decide(self, max_tokens: int = 128) -> Iterator[str]:
         self._need()
