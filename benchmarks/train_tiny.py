@@ -45,18 +45,11 @@ def suite(out: Path, seed: int, content: str, per_family: int) -> Path:
 
 
 def evaluate(name: str, model: str, suite_dir: Path, config: Path):
-    """One backend over a suite as ``presence eval run --backend NAME --model MODEL --config CONFIG`` runs it:
-    the same factory, and the frame size, tick and perception hints of the config file."""
-    from app.commands.eval import backend_factory
-    from app.config import load_settings
-    from engine.eval.runner import run_suite
-    from engine.session import SessionOptions
+    """One backend over a suite as ``presence eval run --backend NAME --model MODEL --config CONFIG`` runs it."""
+    from app.commands.eval import run_backend
 
-    settings = load_settings(str(config))
     t0 = time.perf_counter()
-    run = run_suite(suite_dir, backend_factory(name, model, str(config)), name, model, hints=settings.backend.hints,
-                    options_factory=lambda: SessionOptions(max_pixels=settings.capture.max_pixels,
-                                                           tick_s=settings.backend.tick_s))
+    run = run_backend(suite_dir, name, model, str(config))
     return run, time.perf_counter() - t0
 
 

@@ -68,28 +68,34 @@ def cmd_make_suite(args) -> int:
     return EXIT_OK
 
 
+def run_backend(suite: str | Path, name: str, model: str = "", config: str | None = None, **kw):
+    """One backend over a suite as ``presence eval run`` runs it: the config's backend settings, frame size,
+    tick and perception hints (what the app would run with). ``kw``: ``run_suite``'s quick/only/progress."""
+    from app.config import load_settings
+    from engine.eval.runner import run_suite
+    from engine.session import SessionOptions
+
+    settings = load_settings(config)
+    return run_suite(suite, backend_factory(name, model, config), name, model, hints=settings.backend.hints,
+                     options_factory=lambda: SessionOptions(max_pixels=settings.capture.max_pixels,
+                                                            tick_s=settings.backend.tick_s), **kw)
+
+
 def cmd_run(args) -> int:
     from engine.backends.base import BackendError
-    from engine.eval.runner import markdown_table, run_suite, write_report
+    from engine.eval.runner import markdown_table, write_report
 
     if not (Path(args.suite) / "suite.json").is_file():
         return _err(EXIT_USAGE, f"no suite.json in {args.suite} (create one with `presence eval make-suite DIR`)")
     names = [n.strip() for n in args.backend.split(",") if n.strip()]
     if not names:
         return _err(EXIT_USAGE, "--backend needs at least one name")
-    from app.config import load_settings
-    from engine.session import SessionOptions
-
     out = Path(args.out)
-    settings = load_settings(args.config)  # the frame size, tick and hints the app would run with
     rows = []
     for name in names:
         try:
-            factory = backend_factory(name, args.model or "", args.config)
-            run = run_suite(args.suite, factory, name, args.model or "", quick=args.quick, only=args.only,
-                            progress=None if args.quiet else print, hints=settings.backend.hints,
-                            options_factory=lambda: SessionOptions(max_pixels=settings.capture.max_pixels,
-                                                                   tick_s=settings.backend.tick_s))
+            run = run_backend(args.suite, name, args.model or "", args.config, quick=args.quick, only=args.only,
+                              progress=None if args.quiet else print)
         except BackendError as exc:
             return _err(EXIT_MODEL, f"{name}: {exc}")
         target = out if len(names) == 1 else out / name
