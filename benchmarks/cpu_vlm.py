@@ -11,7 +11,7 @@ as users run them (text Q8_0 / Q4_K_M with llama_cpp.llama_model_quantize; the p
 GGUF projectors are, or ``--proj f32 | q8_0``). Cached under ``~/.cache/presence/bench``
 (``$PRESENCE_BENCH_CACHE``). Random
 weights make the decisions meaningless but the cost exact — except the decision's length: it is capped at
-``--decision-tokens`` (8: a ``</silence>`` is 3-5 tokens), since random weights never stop on their own .
+``--decision-tokens`` (8: a ``</silence>`` is 3-5 tokens), since random weights never stop on their own.
 
 Each tick runs the ``llamacpp`` backend as a session does: observe (the new turn: text + one frame), decide,
 commit; a new chunk starts when the next turn would not fit in ``n_ctx`` (8192, the models' context). The split:
