@@ -51,8 +51,8 @@ TEST_ENV = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
 	  PRESENCE_TEST_ASSETS=$${PRESENCE_TEST_ASSETS:-$$( [ -d $(ASSETS) ] && echo $(ASSETS) )}
 
 # The Qt tests run in their own process: PySide6 6.12 on CPython 3.11 occasionally segfaults (see
-# ui/_none_refcount.py). That process is rerun once only when it dies from a signal (exit > 128),
-# never when a test fails.
+# ui/_none_refcount.py, and ui/gc_guard.py for the cause found since). That process is rerun once only
+# when it dies from a signal (exit > 128), never when a test fails.
 test: install-test
 	$(VENV)/bin/ruff check engine plugins ui app tests benchmarks
 	$(VENV)/bin/lint-imports
