@@ -46,6 +46,34 @@ def test_assets() -> Path:
     return Path(p)
 
 
+# The tiny VLM GGUF pairs by architecture: the shared test assets' file names.
+SHARED_VLM_PAIRS = {
+    "qwen2.5-vl": ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf"),
+    "qwen3-vl": ("qwen3vl-tiny-f16.gguf", "qwen3vl-tiny-mmproj-f16.gguf"),
+}
+
+
+@pytest.fixture(scope="session")
+def vlm_ggufs(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Tiny random Qwen2.5-VL / Qwen3-VL GGUF pairs (model, mmproj): the shared test assets' when
+    ``$PRESENCE_TEST_ASSETS`` is set, else converted here once per session from checkpoints built from
+    config with llama.cpp's own converter (``make gguf-converter``), so a fresh clone runs the tests
+    that need them instead of skipping."""
+    p = os.environ.get("PRESENCE_TEST_ASSETS")
+    if p and Path(p).is_dir() and all((Path(p) / m).is_file() for pair in SHARED_VLM_PAIRS.values() for m in pair):
+        return {arch: (Path(p) / m, Path(p) / mm) for arch, (m, mm) in SHARED_VLM_PAIRS.items()}
+    pytest.importorskip("transformers")
+    from training.gguf import converter_dir
+
+    if converter_dir() is None:
+        pytest.skip("no tiny VLM GGUFs: $PRESENCE_TEST_ASSETS is unset and llama.cpp's converter is not "
+                    "installed (`make gguf-converter`)")
+    from tests.backends.family_models import gguf_pairs
+
+    pairs = gguf_pairs(list(SHARED_VLM_PAIRS), tmp_path_factory.getbasetemp())
+    return {arch: (model, mmproj) for arch, (model, mmproj, _why) in pairs.items()}
+
+
 @pytest.fixture(scope="session")
 def slides_clip(tmp_path_factory) -> Path:
     """A 60 s lecture clip: 6 slides, one change every 10 s (at 10, 20, 30, 40, 50)."""

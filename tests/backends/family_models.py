@@ -208,12 +208,18 @@ def build_tiny_qwen25vl_for_gguf(dirpath, seed: int = 0, text: dict | None = Non
 
 
 def build_tiny_qwen3vl_for_gguf(dirpath, seed: int = 0) -> Path:
-    """tests.tiny_models' Qwen3-VL with 3 text layers: llama.cpp's qwen3vl graph aborts on the first decode
-    (``GGML_ASSERT(ggml_can_repeat(b, a))``) when the deepstack layers (2) are as many as the text layers."""
+    """tests.tiny_models' Qwen3-VL reshaped like the shared test assets' pair: 4 text layers (llama.cpp's
+    qwen3vl graph aborts on the first decode, ``GGML_ASSERT(ggml_can_repeat(b, a))``, when the deepstack
+    layers are as many as the text layers) and head size 64, a multiple of the quantized KV block, so the
+    q8_0 / q4_0 KV paths run on it as they do on the shared pair."""
     from transformers import Qwen3VLForConditionalGeneration
 
+    text = {"num_hidden_layers": 4, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "head_dim": 64,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [12, 10, 10],
+                                "mrope_interleaved": True}}
     return _reshaped(build_tiny_qwen3vl(dirpath, seed=seed), Qwen3VLForConditionalGeneration, seed,
-                     {"num_hidden_layers": 3}, {}, None)
+                     text, {"out_hidden_size": 128}, None)
 
 
 BUILDERS = {"smolvlm2": build_tiny_smolvlm2, "gemma3": build_tiny_gemma3, "llava": build_tiny_llava,

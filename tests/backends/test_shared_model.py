@@ -3,7 +3,6 @@ streams on one model give exactly what each stream gives alone on its own model 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,10 @@ QUERIES = {0: "Say hello to the cat.", 1: "What colour is the slide?"}  # the tw
 TICKS = 2
 
 
-def _model(kind: str) -> tuple[Path, bool]:
+def _model(kind: str, request) -> tuple[Path, bool]:
     if kind == "smollm2":
         return smollm2_gguf(), False
-    assets = os.environ.get("PRESENCE_TEST_ASSETS", "")
-    path = Path(assets) / "qwen25vl-tiny-f32.gguf"
-    if not assets or not path.is_file():
-        pytest.skip("PRESENCE_TEST_ASSETS is not set (the tiny Qwen2.5-VL GGUF pair is absent)")
-    return path, True
+    return request.getfixturevalue("vlm_ggufs")[kind][0], True  # only this case needs the VLM pair
 
 
 def _load(model: Path) -> LlamaCppBackend:
@@ -54,8 +49,8 @@ def _ticks(b: LlamaCppBackend, stream: int, frames: bool):
 
 
 @pytest.mark.parametrize("kind", ["smollm2", "qwen2.5-vl"])
-def test_two_sequences_on_one_model_equal_two_separate_runs(kind):
-    model, frames = _model(kind)
+def test_two_sequences_on_one_model_equal_two_separate_runs(kind, request):
+    model, frames = _model(kind, request)
     b = _load(model)  # each stream alone (start_chunk empties the context; greedy needs no fresh rng)
     alone = {stream: list(_ticks(b, stream, frames)) for stream in (0, 1)}
     b.close()

@@ -187,12 +187,12 @@ def test_real_smollm2_brain_over_loopback_server():
 
 
 @pytest.mark.slow
-def test_vlm_brain_gets_images_through_the_server(test_assets):
+def test_vlm_brain_gets_images_through_the_server(vlm_ggufs):
     pytest.importorskip("llama_cpp")
     from plugins.brain.openai_chat import OpenAIChatBrain
     from tests.llama_server import start_llama_server
 
-    model, mmproj = test_assets / "qwen25vl-tiny-f32.gguf", test_assets / "qwen25vl-tiny-mmproj-f32.gguf"
+    model, mmproj = vlm_ggufs["qwen2.5-vl"]
     with start_llama_server(model, mmproj=mmproj, chat_format="qwen2.5-vl", n_ctx=4096) as server:
         brain = OpenAIChatBrain(url=server.url + "/v1", model=model.name, takes_images=True, max_tokens=8)
         events, _, _ = run_with_brain(brain, {3: "</response> looking </delegation> what is shown?"}, seconds=600,

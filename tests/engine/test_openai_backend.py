@@ -25,8 +25,6 @@ from tests.engine.fakes import ArraySource
 from tests.llama_server import restart, server_available, start_llama_server
 from tests.tiny_models import smollm2_gguf as smollm2_path  # noqa: E402
 
-VLM = ("qwen25vl-tiny-f32.gguf", "qwen25vl-tiny-mmproj-f32.gguf")
-
 
 def _need_server() -> None:
     ok, why = server_available()
@@ -37,9 +35,10 @@ def _need_server() -> None:
 
 
 @pytest.fixture(scope="module")
-def vlm_server(test_assets):
+def vlm_server(vlm_ggufs):
     _need_server()
-    server = start_llama_server(test_assets / VLM[0], mmproj=test_assets / VLM[1], chat_format="qwen2.5-vl")
+    model, mmproj = vlm_ggufs["qwen2.5-vl"]
+    server = start_llama_server(model, mmproj=mmproj, chat_format="qwen2.5-vl")
     yield server
     server.stop()
 
@@ -61,8 +60,8 @@ def messages_of(body: bytes) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_each_request_is_the_last_one_plus_one_turn_byte_for_byte(vlm_server):
-    b = backend(vlm_server.url, VLM[0])
+def test_each_request_is_the_last_one_plus_one_turn_byte_for_byte(vlm_server, vlm_ggufs):
+    b = backend(vlm_server.url, vlm_ggufs["qwen2.5-vl"][0].name)
     b.start_chunk(ChunkPrefix(system="SYS", text="[Video History]\nearlier"))
     bodies, commits = [], []
     for t, px in enumerate(frames(4)):
@@ -94,8 +93,8 @@ def test_each_request_is_the_last_one_plus_one_turn_byte_for_byte(vlm_server):
 
 
 @pytest.mark.slow
-def test_whole_session_against_a_real_vlm_server(vlm_server, tmp_path):
-    b = backend(vlm_server.url, VLM[0])
+def test_whole_session_against_a_real_vlm_server(vlm_server, vlm_ggufs, tmp_path):
+    b = backend(vlm_server.url, vlm_ggufs["qwen2.5-vl"][0].name)
     bus, log = EventBus(), JsonlLog(tmp_path / "s.jsonl")
     bus.subscribe(log)
     src = ArraySource([(float(t), px) for t, px in enumerate(frames(4, seed=3))])

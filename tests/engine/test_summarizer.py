@@ -49,14 +49,14 @@ def test_real_smollm2_summarizes_and_merges():
 
 
 @pytest.mark.slow
-def test_vlm_summarizer_sends_the_chunk_frames_through_the_server(test_assets):
+def test_vlm_summarizer_sends_the_chunk_frames_through_the_server(vlm_ggufs):
     """The image path: the tiny VLM (random weights) behind llama_cpp.server accepts the chunk's
     frames; a rejected image request would raise here (ChatSummarizer does not swallow errors)."""
     pytest.importorskip("llama_cpp")
     from plugins.brain.openai_chat import OpenAIChatBrain
     from tests.llama_server import start_llama_server
 
-    model, mmproj = test_assets / "qwen25vl-tiny-f32.gguf", test_assets / "qwen25vl-tiny-mmproj-f32.gguf"
+    model, mmproj = vlm_ggufs["qwen2.5-vl"]
     c = chunk()
     c.frames = [(0, np.full((64, 64, 3), 200, np.uint8)), (5, np.zeros((64, 64, 3), np.uint8))]
     with start_llama_server(model, mmproj=mmproj, chat_format="qwen2.5-vl", n_ctx=4096) as server:
