@@ -215,8 +215,12 @@ def windows(ticks: list[int], decisions: list[str], rng: random.Random,
 
 
 def episodes(chunks: list[ChunkLayout], ann: Annotation, rng: random.Random,
-             weight_cfg: WeightConfig | None = None, min_len: int = 20, max_len: int = 60) -> list[Episode]:
-    """Cut each chunk into answer-centred episodes with per-token labels and weights."""
+             weight_cfg: WeightConfig | None = None, min_len: int = 20, max_len: int = 60,
+             image_token_id: int | None = None) -> list[Episode]:
+    """Cut each chunk into answer-centred episodes with per-token labels and weights. With a
+    ``weight_cfg.context`` above 0, the stream's own tokens inside the window (from the end of the decision
+    before it) are trained too at that weight, image tokens (``image_token_id``) excepted."""
+    weight_cfg = weight_cfg or WeightConfig()
     decisions = ann.decisions()
     tw = tick_weights(decisions, weight_cfg, ann.weights)
     out = []
@@ -228,6 +232,12 @@ def episodes(chunks: list[ChunkLayout], ann: Annotation, rng: random.Random,
             labels = torch.full((len(ids),), IGNORE, dtype=torch.long)
             weights = torch.zeros(len(ids))
             ids_t = torch.tensor(ids, dtype=torch.long)
+            if weight_cfg.context > 0:
+                before = [t for t in ticks if t < a]
+                start = chunk.labels[before[-1]][1] if before else 0
+                stream = ids_t[start:] != (image_token_id if image_token_id is not None else -1)
+                labels[start:][stream] = ids_t[start:][stream]
+                weights[start:][stream] = weight_cfg.context
             for t in range(a, b + 1):
                 if t in chunk.labels:
                     s, e = chunk.labels[t]

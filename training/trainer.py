@@ -94,7 +94,8 @@ def build_episodes(model, processor, anns: list[Annotation], cfg: TrainConfig,
             ann = shuffled(ann, rng)
         opts = SessionOptions(mode=cfg.mode, delegation=cfg.delegation, max_pixels=cfg.max_pixels)
         chunks = layout_clip(_base(model), processor, ann, opts, cfg.hints)
-        eps = episodes(chunks, ann, rng, cfg.weights, *cfg.window)
+        eps = episodes(chunks, ann, rng, cfg.weights, *cfg.window,
+                       image_token_id=getattr(_base(model).config, "image_token_id", None))
         out.extend(eps)
         if progress:
             progress(f"{ann.name}: {len(eps)} episodes, {sum(len(e.input_ids) for e in eps)} tokens")

@@ -34,7 +34,7 @@ def cmd_sft(args) -> int:
     if not args.model and not args.init_tiny:
         return _err(EXIT_USAGE, "give --model DIR (a checkpoint to fine-tune) or --init-tiny")
     try:
-        weights = WeightConfig(args.w_response, args.w_first_silence, args.w_repeated_silence)
+        weights = WeightConfig(args.w_response, args.w_first_silence, args.w_repeated_silence, args.w_context)
     except ValueError as exc:
         return _err(EXIT_USAGE, str(exc))
     lora = LoraConfig(args.lora_rank, args.lora_alpha, targets=args.lora_targets.split(","),
@@ -188,6 +188,9 @@ def register(sub) -> None:
     s.add_argument("--w-response", type=float, default=1.5, help="weight of a response onset")
     s.add_argument("--w-first-silence", type=float, default=1.0)
     s.add_argument("--w-repeated-silence", type=float, default=0.6, help="0.4–0.8")
+    s.add_argument("--w-context", type=float, default=0.0,
+                   help="weight of the stream's own tokens (hints, time markers; 0–1): 0 fine-tunes on decisions only, "
+                        "as the reference; a model trained from scratch (--init-tiny) needs it (docs/training.md)")
     s.add_argument("--skip-bad", action="store_true", help="leave out bad annotations (each reported) instead of stopping")
     s.add_argument("--perception-hints", action="store_true",
                    help="turns carry the change score and the frame's OCR text (the model must then run with them)")

@@ -61,3 +61,48 @@ def test_loss_without_labels_is_zero_with_a_graph():
     loss = weighted_sft_loss(logits, torch.full((1, 4), IGNORE), torch.ones(1, 4))
     loss.backward()
     assert float(loss.detach()) == 0.0 and logits.grad is not None
+
+
+def _toy_chunk():
+    """A hand-made chunk of 3 ticks: a prefix [0, 2), then per tick a user turn (a hint token 7, an image
+    token 9) and a 2-token decision; tick t's decision is at [4t + 4, 4t + 6)."""
+    from training.episodes import ChunkLayout, Segment
+
+    ids = [1, 2, 7, 9, 5, 6, 7, 9, 5, 6, 7, 9, 5, 6]
+    seg = Segment(ids=ids, positions=torch.arange(len(ids)).repeat(3, 1))
+    return ChunkLayout(segments=[seg], labels={0: (4, 6), 1: (8, 10), 2: (12, 14)})
+
+
+def _toy_annotation():
+    from pathlib import Path
+
+    from training.dataset import Annotation, Item
+
+    return Annotation(Path("toy.json"), Path("toy.mp4"), 3, responses=[Item(1, "Door!")])
+
+
+@pytest.mark.parametrize("context", [0.0, 0.25])
+def test_context_weight_trains_the_windows_stream_tokens_but_never_images(context):
+    import random
+
+    from training.episodes import episodes
+
+    chunk = _toy_chunk()
+    (ep,) = episodes([chunk], _toy_annotation(), random.Random(0), WeightConfig(context=context), 3, 3,
+                     image_token_id=9)
+    labelled = (ep.labels != IGNORE).tolist()
+    decisions = [i for t in (0, 1, 2) for i in range(*chunk.labels[t])]
+    # the decisions always carry their tick weights (1.0 first silence, 1.5 response, 1.0 silence after it)
+    assert [float(ep.weights[i]) for i in decisions] == [1.0, 1.0, 1.5, 1.5, 1.0, 1.0]
+    others = [i for i in range(len(ep.input_ids)) if i not in decisions]
+    if context == 0.0:  # the reference recipe: nothing else carries loss
+        assert not any(labelled[i] for i in others)
+    else:  # every other token of the window except the image tokens, at the context weight
+        for i in others:
+            is_image = int(ep.input_ids[i]) == 9
+            assert labelled[i] == (not is_image) and float(ep.weights[i]) == (0.0 if is_image else context)
+
+
+def test_context_weight_stays_in_range():
+    with pytest.raises(ValueError, match="context"):
+        WeightConfig(context=1.5)
