@@ -1,10 +1,13 @@
 """Train a tiny interaction model here and run it through the app's own backends (issue: train_tiny).
 
-    python benchmarks/train_tiny.py [--steps 900] [--per-family 10] [--work DIR] [--keep DIR] [--no-gguf] [--no-hints]
+    python benchmarks/train_tiny.py [--steps 1500] [--per-family 16] [--duration 20] [--context 0.6] [--work DIR]
+        [--keep DIR] [--no-gguf] [--no-hints]
 
 1. ``make_suite`` with training seeds and ``content = "train"`` (the held-out quarter of every
    content pool never appears), several families;
-2. a tiny Qwen2.5-VL built from config (training/tiny.py), weighted SFT (training/trainer.py);
+2. a tiny Qwen2.5-VL built from config (training/tiny.py), weighted SFT (training/trainer.py) with the
+   stream's own tokens trained too (``--context``: ``WeightConfig.context``; a model trained from scratch
+   learns to read its hints only so);
 3. held-out clips with *other* seeds: seen content (``train`` pools) and unseen content (``heldout``),
    each scored through the product path (``app.commands.eval.backend_factory`` → the session loop,
    greedy decoding) for untrained, trained, heuristic, never, always;
@@ -34,13 +37,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FAMILIES = ["monitoring", "counting", "lecture", "translation", "delegation", "distractor"]
-DURATION = 45
+HELD_OUT_SEED = 123  # not 99: the context weight and clip length were chosen on seed-99 clips
+MAX_TOKENS = 48  # the tiny model's decision cap: its longest reply (a delegation) is ~25 tokens; an untrained
+# model writes to the cap every second, and at the session's default 128 its evaluation was most of the run
 
 
-def suite(out: Path, seed: int, content: str, per_family: int) -> Path:
+def suite(out: Path, seed: int, content: str, per_family: int, duration: int) -> Path:
     from engine.eval.scenarios import ClipSpec, SuiteSpec, make_suite
 
-    make_suite(out, SuiteSpec(seed=seed, content=content, clips=[ClipSpec(f, DURATION, per_family) for f in FAMILIES]))
+    make_suite(out, SuiteSpec(seed=seed, content=content, clips=[ClipSpec(f, duration, per_family) for f in FAMILIES]))
     return out
 
 
@@ -55,7 +60,7 @@ def evaluate(name: str, model: str, suite_dir: Path, config: Path):
 
 def tiny_config(path: Path, max_pixels: int, hints: bool, threads: int) -> Path:
     """The settings the tiny model runs with (``presence run --config`` / ``presence eval run --config``)."""
-    path.write_text(f"[backend]\ngreedy = true\ndevice = \"cpu\"\n\n[backend.hints]\n"
+    path.write_text(f"[backend]\ngreedy = true\ndevice = \"cpu\"\nmax_tokens = {MAX_TOKENS}\n\n[backend.hints]\n"
                     f"perception_hints = {str(hints).lower()}\n\n[backend.llamacpp]\nn_threads = {threads}\n\n"
                     f"[capture]\nmax_pixels = {max_pixels}\n")
     return path
@@ -104,9 +109,13 @@ def agreement(a, b) -> tuple[float, float, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=900)
-    ap.add_argument("--per-family", type=int, default=10, help="training clips per family")
-    ap.add_argument("--eval-per-family", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--per-family", type=int, default=16, help="training clips per family")
+    ap.add_argument("--eval-per-family", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=20, help="seconds per clip (training and held-out)")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--context", type=float, default=0.6, help="loss weight of the stream's own tokens (0 = decisions only)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared, busy machine")
     ap.add_argument("--work", default="")
@@ -125,29 +134,33 @@ def main() -> int:
     from training.dataset import read_dataset
     from training.tiny import build_tiny_model, dataset_texts
     from training.trainer import train
+    from training.weights import WeightConfig
 
     torch.set_num_threads(a.threads)
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="train_tiny-"))
     work.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    train_dir = suite(work / "train", 11, "train", a.per_family)
-    seen = suite(work / "seen", 99, "train", a.eval_per_family)
-    unseen = suite(work / "unseen", 99, "heldout", a.eval_per_family)
+    train_dir = suite(work / "train", 11, "train", a.per_family, a.duration)
+    seen = suite(work / "seen", HELD_OUT_SEED, "train", a.eval_per_family, a.duration)
+    unseen = suite(work / "unseen", HELD_OUT_SEED, "heldout", a.eval_per_family, a.duration)
     anns, _ = read_dataset(train_dir)
-    init = build_tiny_model(work / "init", dataset_texts(anns), image_side=a.side)  # tokenizer: training text only
+    init = build_tiny_model(work / "init", dataset_texts(anns), hidden=a.hidden, layers=a.layers,
+                            image_side=a.side)  # tokenizer: training text only
     hints = not a.no_hints
     config = tiny_config(work / "tiny.toml", a.max_pixels, hints, a.threads)
     users = work / "greedy.toml"  # the baselines run as a user runs them: default frame size, no hints
     users.write_text("[backend]\ngreedy = true\ndevice = \"cpu\"\n")
-    print(f"# train_tiny: {len(anns)} training clips ({', '.join(FAMILIES)}, {DURATION} s, seed 11, content=train); "
-          f"held-out seed 99: {a.eval_per_family}/family seen + unseen; {a.steps} steps; "
+    print(f"# train_tiny: {len(anns)} training clips ({', '.join(FAMILIES)}, {a.duration} s, seed 11, content=train); "
+          f"held-out seed {HELD_OUT_SEED}: {a.eval_per_family}/family seen + unseen; {a.steps} steps, lr {a.lr}, hidden {a.hidden}, "
+          f"{a.layers} layers, context weight {a.context}; "
           f"perception hints {'on' if hints else 'off'}; frames {a.max_pixels} px; {a.threads} thread(s); work {work}; "
           f"load average {_load()}")
 
     t0 = time.perf_counter()
     cfg = TrainConfig(model=str(init), data=[str(train_dir)], out=str(work / "run"), steps=a.steps, lr=a.lr,
                       warmup=20, window=(20, 45), save_every=0, threads=a.threads, seed=0,
-                      hints=HintOptions(perception_hints=hints), max_pixels=a.max_pixels)
+                      weights=WeightConfig(context=a.context), hints=HintOptions(perception_hints=hints),
+                      max_pixels=a.max_pixels)
     model = train(cfg, progress=None, bar=False)
     t_train = time.perf_counter() - t0
     losses = [json.loads(x)["loss"] for x in (work / "run" / "metrics.jsonl").read_text().splitlines()]

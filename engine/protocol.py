@@ -147,12 +147,17 @@ class TalkOptions:
     force_silence_until_query: bool = setting(False, "stay silent until the first instruction")
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\w+", text.lower()))
+
+
 class Talkativeness:
     """Applies the user's talk settings to the model's decision, tick by tick."""
 
     def __init__(self, options: TalkOptions | None = None):
         self.options = options or TalkOptions()
         self._last_text = ""
+        self._last_question = ""
         self._last_spoken_t: float | None = None
 
     def apply(self, decision: Decision, t: float, has_query: bool) -> Decision:
@@ -166,6 +171,12 @@ class Talkativeness:
                 return decision.silenced("duplicate")
             if o.cooldown_s > 0 and self._last_spoken_t is not None and t - self._last_spoken_t < o.cooldown_s:
                 return decision.silenced("cooldown")
+        elif o.dedup_threshold <= 1.0 and self._last_question and _words(decision.delegate_query) == _words(self._last_question):
+            # the same question handed over again (the problem is still on screen): its holding note would be
+            # said twice and the brain would solve it twice. Word for word, not by similarity: "48 times 52"
+            # and "48 times 53" are two tasks.
+            return decision.silenced("duplicate")
         self._last_text = decision.text or self._last_text
+        self._last_question = decision.delegate_query or self._last_question
         self._last_spoken_t = t
         return decision

@@ -82,6 +82,19 @@ def test_dedup_turns_near_repeat_into_silence():
     assert other.action == "response"
 
 
+def test_the_same_question_is_not_handed_over_twice_but_a_new_one_is():
+    talk = Talkativeness(TalkOptions(dedup_threshold=0.9))
+    first = talk.apply(normalize("</response> Let me check. </delegation> What is 48 times 52?"), 5, True)
+    again = talk.apply(normalize("</response> One moment. </delegation> What is 48 times 52?"), 9, True)
+    close = talk.apply(normalize("</response> Let me check. </delegation> What is 48 times 53?"), 20, True)
+    assert first.action == "delegate"
+    assert again.action == "silence" and again.reason == "duplicate"  # word for word, case and punctuation aside
+    assert close.action == "delegate"  # one number apart is another task, and the same note may say it
+    off = Talkativeness(TalkOptions(dedup_threshold=1.01))  # dedup off: every delegation passes
+    assert all(off.apply(normalize("</response> x </delegation> What is 2+2?"), t, True).action == "delegate"
+               for t in (1, 2))
+
+
 def test_cooldown_and_forced_silence():
     talk = Talkativeness(TalkOptions(cooldown_s=5, dedup_threshold=1.01))
     assert talk.apply(normalize("</response> a"), 0, True).action == "response"
