@@ -1,6 +1,6 @@
 """Train a tiny interaction model here and run it through the app's own backends (issue: train_tiny).
 
-    python benchmarks/train_tiny.py [--steps 1500] [--per-family 16] [--duration 20] [--context 0.6] [--work DIR]
+    python benchmarks/train_tiny.py [--steps 2500] [--per-family 16] [--duration 20] [--context 0.6] [--work DIR]
         [--keep DIR] [--no-gguf] [--no-hints]
 
 1. ``make_suite`` with training seeds and ``content = "train"`` (the held-out quarter of every
@@ -109,7 +109,7 @@ def agreement(a, b) -> tuple[float, float, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--per-family", type=int, default=16, help="training clips per family")
     ap.add_argument("--eval-per-family", type=int, default=3)
     ap.add_argument("--duration", type=int, default=20, help="seconds per clip (training and held-out)")
