@@ -171,7 +171,8 @@ class Talkativeness:
                 return decision.silenced("duplicate")
             if o.cooldown_s > 0 and self._last_spoken_t is not None and t - self._last_spoken_t < o.cooldown_s:
                 return decision.silenced("cooldown")
-        elif o.dedup_threshold <= 1.0 and self._last_question and _words(decision.delegate_query) == _words(self._last_question):
+        elif o.dedup_threshold <= 1.0 and self._last_question and \
+                _words(decision.delegate_query) == _words(self._last_question):
             # the same question handed over again (the problem is still on screen): its holding note would be
             # said twice and the brain would solve it twice. Word for word, not by similarity: "48 times 52"
             # and "48 times 53" are two tasks.
