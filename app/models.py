@@ -77,22 +77,23 @@ PRESETS: tuple[Preset, ...] = (
     Preset("joyai-int4", "jdopensource/JoyAI-VL-Interaction-INT4", "JoyAI-VL-Interaction 8B AWQ INT4 (CUDA)", "torch",
            8.8, 6.5, Shape(36, 8, 128), allow=("*.json", "*.safetensors", "*.txt", "*.jinja"), prequantized=True,
            note="the official 4-bit checkpoint; needs a CUDA GPU and transformers' AWQ kernels"),
-    # CPU-sized VLMs (llama.cpp's own GGUF builds; the layout comes from each GGUF's chat template). Speed is
-    # benchmarks/cpu_vlm.py's p95 per tick on 2 shared cores at the published projector (CPU_P95 below).
-    # 10.9 s: a frame is two passes of the 512-px SigLIP encoder (tile + overview) whatever its size (9.1 s p50 of
-    # the 9.7 s tick); benchmarks/cpu_vlm.py with random weights at this shape, Q8_0 + f16 projector, 2 threads on
-    # 2 quiet cores (load 0.6-2), 30 ticks. At load 9-11 the same cell took 53-92 s.
+    # CPU-sized VLMs (llama.cpp's own GGUF builds; the layout comes from each GGUF's chat template). cpu_p95_s is
+    # benchmarks/cpu_vlm.py's p95 per tick with random weights at the model's shape, quantized as published, f16
+    # projector, 2 threads on 2 quiet cores (load 2.0, nothing else running; docs/models.md has the table), at the
+    # size a session runs it: SmolVLM2 at its 512-px projector (a frame is two passes of the 512-px SigLIP encoder,
+    # tile + overview, whatever its size), Qwen2.5-VL at the capture's default 448x336, Gemma 3 at its 896 px.
     Preset("smolvlm2-256m", "ggml-org/SmolVLM2-256M-Video-Instruct-GGUF", "SmolVLM2 256M GGUF (CPU VLM)", "llamacpp",
-           0.256, 0.38, Shape(30, 3, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=10.9,
+           0.256, 0.38, Shape(30, 3, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=10.6,
            note="a frame costs about 10 s on 2 cores (the vision encoder): pairs with tick_s 2 only on many cores"),
     Preset("smolvlm2-500m", "ggml-org/SmolVLM2-500M-Video-Instruct-GGUF", "SmolVLM2 500M GGUF (CPU VLM)", "llamacpp",
-           0.5, 0.64, Shape(32, 5, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf")),
+           0.5, 0.64, Shape(32, 5, 64), allow=("*Q8_0.gguf", "mmproj*f16.gguf"), cpu_p95_s=13.2),
     Preset("smolvlm2-2.2b", "ggml-org/SmolVLM2-2.2B-Instruct-GGUF", "SmolVLM2 2.2B GGUF (CPU VLM)", "llamacpp",
            2.2, 2.0, Shape(24, 32, 64), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
     Preset("qwen2.5-vl-3b-gguf", "ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "Qwen2.5-VL 3B GGUF Q4_K_M (CPU VLM)",
-           "llamacpp", 3.75, 3.3, Shape(36, 2, 128), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
+           "llamacpp", 3.75, 3.3, Shape(36, 2, 128), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf"), cpu_p95_s=37.3,
+           note="37 s a tick on 2 cores at the default 448x336 frame, 12 s at 224x168 ([capture] max_pixels)"),
     Preset("gemma-3-4b-gguf", "ggml-org/gemma-3-4b-it-GGUF", "Gemma 3 4B GGUF Q4_K_M (CPU VLM)", "llamacpp",
-           4.3, 3.3, Shape(34, 4, 256), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf")),
+           4.3, 3.3, Shape(34, 4, 256), allow=("*Q4_K_M.gguf", "mmproj*f16.gguf"), cpu_p95_s=160.6),
 )
 CPU_VLMS = ("smolvlm2-256m", "smolvlm2-500m", "smolvlm2-2.2b", "qwen2.5-vl-3b-gguf", "gemma-3-4b-gguf")  # small first
 
