@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated config/data dirs, the test-assets folder, generated clips."""
+"""Shared fixtures: isolated config/data dirs, the tiny VLM GGUF pairs, generated clips."""
 
 from __future__ import annotations
 
@@ -35,15 +35,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def test_assets() -> Path:
-    """``$PRESENCE_TEST_ASSETS`` (tiny GGUF pairs, the Qwen2 tokenizer); skips when unset."""
-    p = os.environ.get("PRESENCE_TEST_ASSETS")
-    if not p or not Path(p).is_dir():
-        pytest.skip("PRESENCE_TEST_ASSETS is not set (the shared test-assets folder is absent)")
-    return Path(p)
 
 
 # The tiny VLM GGUF pairs by architecture: the shared test assets' file names.
